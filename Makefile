@@ -1,0 +1,35 @@
+# Set-up and main jobs.  TORCH_SPEC pins the CPU build installed before the
+# project (so pip does not fetch a CUDA build); override it on GPU machines,
+# e.g. `make test TORCH_SPEC='torch'`.
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
+OUT ?= out
+
+.PHONY: install graphviz demo test gallery bench clean
+
+install:
+	$(PIP) "$(TORCH_SPEC)"
+	$(PIP) -e ".[test]"
+
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  echo "installing graphviz (the dot binary) ..."; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq graphviz >/dev/null; fi; }
+
+# The main job: compile, render and verify every example, then print a summary table.
+demo: install graphviz
+	$(PYTHON) -m fusionlang build examples/diagrams -o $(OUT)
+
+test: install graphviz
+	$(PYTHON) -m pytest tests
+
+gallery: install graphviz
+	$(PYTHON) docs/make_gallery.py
+
+bench: install
+	$(PYTHON) benchmarks/run_all.py
+
+clean:
+	rm -rf $(OUT) build dist *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,197 @@
+"""Semantic checks on lowered diagrams: selection rules, multiplicities, dataflow.
+
+A pure function from diagrams to diagnostics; see LANGUAGE.md section 5 and
+docs/diagnostics.md for every code.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from .diagnostics import Diagnostic
+from .groups import Irreps
+from .ir import Diagram
+from .paths import TooManyPaths, vertex_paths
+
+
+def weight_mode(data: dict, diagram: Diagram) -> str:
+    """The effective weight mode of a vertex (LANGUAGE.md section 4 defaults)."""
+    if data["kind"] == "linear":
+        return "linear"
+    if data["kind"] == "split":
+        return "none"
+    if data["weights"]:
+        return data["weights"]
+    wires = data["inputs"] + data["outputs"]
+    all_single = all(t.mul == 1 for w in wires for t in diagram.irreps(w))
+    return "none" if all_single else "uvw"
+
+
+def check(diagrams: list[Diagram], file: str = "<input>") -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for diagram in diagrams:
+        out.extend(_Checker(diagram, file).run())
+    return out
+
+
+def _sum(irreps: list) -> str:
+    return " + ".join(str(i) for i in irreps) if irreps else "nothing"
+
+
+class _Checker:
+    def __init__(self, diagram: Diagram, file: str):
+        self.d = diagram
+        self.file = file
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, code, message, span, help=None, severity="error"):
+        self.diagnostics.append(Diagnostic(code, message, span, help, severity, self.file))
+
+    def run(self) -> list[Diagnostic]:
+        d = self.d
+        for node, data in d.vertices():
+            wires = [d.wires[w] for w in data["inputs"] + data["outputs"]]
+            if all(w.resolved and w.producer is not None for w in wires):
+                self.vertex(node, data)
+        self.dataflow()
+        self.unused()
+        return self.diagnostics
+
+    # -- one vertex -------------------------------------------------------------
+
+    def vertex(self, node: str, data: dict) -> None:
+        d, g = self.d, self.d.group
+        ins = [d.irreps(w) for w in data["inputs"]]
+        outs = [d.irreps(w) for w in data["outputs"]]
+        span = data["call_span"]
+        try:
+            paths = vertex_paths(g, data["kind"], ins, outs)
+        except TooManyPaths as exc:
+            self.error("F054", f"this vertex has over {exc.args[0]:,} paths", span,
+                       "use fewer irreps per wire, or fuse in smaller steps")
+            return
+        kind = data["kind"]
+        if kind == "linear":
+            self.linear(data, ins[0], outs[0], paths, span)
+            return
+        if kind == "fuse":
+            reachable = self.fuse_reachable(ins)
+            names = " x ".join(_sum(w.irreps) if len(w) > 1 else str(w[0].irrep) for w in ins)
+            if not paths:
+                self.error("F050", f"no admissible path: {names} gives {_sum(reachable)}, "
+                           f"and `{data['outputs'][0]}` has only {_sum(outs[0].irreps)}", span,
+                           f"declare `{data['outputs'][0]}` with irreps from {_sum(reachable)}")
+                return
+            reached = {outs[0][p.outs[0]].irrep for p in paths}
+            missing = [t.irrep for t in outs[0] if t.irrep not in reached]
+            if missing:
+                self.error("F051", f"output irreps {_sum(missing)} of `{data['outputs'][0]}` cannot be reached: "
+                           f"{names} gives {_sum(reachable)}", span,
+                           f"remove {_sum(missing)} from `{data['outputs'][0]}`, or add inputs that reach it")
+        else:
+            if not paths:
+                a, b = outs
+                self.error("F050", f"no admissible path: `{data['inputs'][0]}` ({_sum(ins[0].irreps)}) cannot split "
+                           f"into {_sum(a.irreps)} and {_sum(b.irreps)}", span,
+                           "each irrep of the source must occur in a product of the two outputs")
+                return
+            for w, irreps, side in zip(data["outputs"], outs, (0, 1)):
+                reached = {irreps[p.outs[side]].irrep for p in paths}
+                missing = [t.irrep for t in irreps if t.irrep not in reached]
+                if missing:
+                    self.error("F051", f"irreps {_sum(missing)} of `{w}` cannot be reached by this split", span,
+                               f"remove {_sum(missing)} from `{w}`")
+        self.multiplicities(data, ins, outs, paths, span)
+
+    def fuse_reachable(self, ins: list[Irreps]) -> list:
+        g = self.d.group
+        acc = set(ins[0].irreps)
+        for w in ins[1:]:
+            acc = {c for a in acc for b in w.irreps for c in g.product(a, b)}
+            if len(acc) > 200:
+                break
+        return sorted(acc)
+
+    def linear(self, data, src: Irreps, dst: Irreps, paths, span) -> None:
+        have = set(src.irreps)
+        missing = [t.irrep for t in dst if t.irrep not in have]
+        if missing:
+            self.error("F053", f"`linear` cannot make {_sum(missing)}: `{data['inputs'][0]}` has only "
+                       f"{_sum(sorted(have))}", span,
+                       f"remove {_sum(missing)} from `{data['outputs'][0]}`; linear mixes channels within each irrep")
+
+    def multiplicities(self, data, ins, outs, paths, span) -> None:
+        mode = weight_mode(data, self.d)
+        n = len(ins)
+        for p in paths:
+            if data["kind"] == "split":
+                in_muls = [outs[0][p.outs[0]].mul, outs[1][p.outs[1]].mul]
+                out_mul = ins[0][p.ins[0]].mul
+            else:
+                in_muls = [ins[i][p.ins[i]].mul for i in range(n)]
+                out_mul = outs[0][p.outs[0]].mul
+            product = 1
+            for m in in_muls:
+                product *= m
+            rule = None
+            if mode == "none" and out_mul != product:
+                rule = (f"with no weights the output multiplicity is the product of the inputs' "
+                        f"({' x '.join(map(str, in_muls))} = {product}), not {out_mul}",
+                        f"use multiplicity {product}, or add weights: `[weights=uvw]`")
+            elif mode == "uvu" and (out_mul != in_muls[0] or (n > 2 and any(m != 1 for m in in_muls[1:]))):
+                rule = (f"`uvu` keeps the first input's channels: the output multiplicity must be {in_muls[0]}, "
+                        f"not {out_mul}" if out_mul != in_muls[0] else
+                        "n-ary `uvu` needs multiplicity 1 on every input but the first",
+                        "use `weights=uvw` to mix channels freely")
+            elif mode == "uuu" and len(set(in_muls + [out_mul])) != 1:
+                rule = (f"`uuu` pairs channels one to one: every multiplicity must be equal "
+                        f"(here {', '.join(map(str, in_muls))} -> {out_mul})",
+                        "use `weights=uvw`, or make the multiplicities equal")
+            if rule:
+                terms = [str(ins[i][p.ins[i]]) for i in range(len(p.ins))]
+                self.error("F052", f"{rule[0]} (path {' x '.join(terms)} -> "
+                           f"{' , '.join(str(outs[i][k]) for i, k in enumerate(p.outs))})", span, rule[1])
+                return
+
+    # -- the whole diagram ------------------------------------------------------
+
+    def dataflow(self) -> None:
+        d = self.d
+        vertices = d.vertices()
+        if d.is_closed:
+            for name, wire in d.wires.items():
+                if wire.producer is not None and len(wire.readers) > 1:
+                    self.error("F037", f"in a closed diagram each wire joins two vertices, but `{name}` is read "
+                               f"{len(wire.readers)} times", wire.span,
+                               "declare one wire per connection")
+            for node, data in vertices:
+                if data["external"]:
+                    self.error("F043", "a closed diagram has no inputs, so its weights cannot be `external`",
+                               data["call_span"], "remove `external`")
+            return
+        graph = nx.DiGraph((u, v) for u, v in d.graph.edges())
+        graph.add_nodes_from(d.graph.nodes())
+        if not nx.is_directed_acyclic_graph(graph):
+            cycle = nx.find_cycle(graph)
+            node = next(n for n, _ in cycle if n in d.graph and d.graph.nodes[n]["kind"] not in ("input", "output"))
+            self.error("F038", "this open diagram has a cycle; only a closed diagram may loop", 
+                       d.graph.nodes[node]["call_span"],
+                       "an open diagram computes outputs from inputs: remove the loop, or the `in`/`out` wires")
+        for node, data in vertices:
+            if data["kind"] == "split":
+                self.error("F039", "`split` is supported in closed diagrams only (in version 1)", data["call_span"],
+                           "in an open diagram, couple with `fuse`; a split's two outputs are not independent values")
+
+    def unused(self) -> None:
+        d = self.d
+        for name, wire in d.wires.items():
+            if wire.kind == "out" or wire.readers:
+                continue
+            if wire.kind == "in":
+                self.error("F061", f"input `{name}` is never read", wire.span,
+                           "remove it, or read it in a vertex", severity="warning")
+            elif wire.producer is not None:
+                self.error("F060", f"wire `{name}` is produced but never read", wire.span,
+                           f"remove it, or declare it `out {name}`", severity="warning")
+            else:
+                self.error("F062", f"wire `{name}` is declared but never produced or read", wire.span,
+                           "remove the declaration", severity="warning")

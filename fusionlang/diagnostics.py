@@ -1,0 +1,121 @@
+"""One Diagnostic type for syntax and semantic errors, rendered as text or JSON.
+
+Codes are stable; each is listed with an example and its fix in
+docs/diagnostics.md (tests check that every code used here is documented).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A source range: 1-based lines and columns, end exclusive; offsets into the text."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int = 0
+    end: int = 0
+
+    def to(self, other: "Span") -> "Span":
+        """The span from the start of self to the end of other."""
+        return Span(self.line, self.column, other.end_line, other.end_column, self.start, other.end)
+
+
+def span_field():
+    # Spans never take part in equality, so parse(fmt(x)) == parse(x) compares structure.
+    return field(default=None, compare=False, repr=False)
+
+
+@dataclass
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    help: str | None = None
+    severity: str = "error"
+    file: str = "<input>"
+    notes: list[tuple[str, Span | None]] = field(default_factory=list)
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def to_dict(self) -> dict:
+        span = self.span or Span(1, 1, 1, 1)
+        out = {
+            "file": self.file,
+            "line": span.line,
+            "column": span.column,
+            "end_line": span.end_line,
+            "end_column": span.end_column,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.help:
+            out["help"] = self.help
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+    def render(self, source: str | None) -> str:
+        """rustc-style text: header, location, the line as written, carets, help."""
+        lines = [f"{self.severity}[{self.code}]: {self.message}"]
+        if self.span is None:
+            lines.append(f"  --> {self.file}")
+        else:
+            lines.append(f"  --> {self.file}:{self.span.line}:{self.span.column}")
+            lines.extend(_excerpt(source, self.span))
+        for text, span in self.notes:
+            where = f" ({self.file}:{span.line}:{span.column})" if span else ""
+            lines.append(f"   = note: {text}{where}")
+        if self.help:
+            lines.append(f"   = help: {self.help}")
+        return "\n".join(lines)
+
+
+MAX_SHOWN_LINE = 160
+
+
+def _excerpt(source: str | None, span: Span) -> list[str]:
+    if source is None:
+        return []
+    text_lines = source.split("\n")
+    if not 1 <= span.line <= len(text_lines):
+        return []
+    raw = text_lines[span.line - 1].rstrip("\r")
+    start = span.column - 1
+    end = span.end_column - 1 if span.end_line == span.line else len(raw)
+    end = max(end, start + 1)
+    # Very long lines are shown as a window around the span, so output stays readable.
+    offset = 0
+    if len(raw) > MAX_SHOWN_LINE:
+        offset = max(0, start - 40)
+        raw = ("..." if offset else "") + raw[offset:offset + MAX_SHOWN_LINE] + "..."
+        shift = 3 if offset else 0
+        start, end = start - offset + shift, min(end - offset + shift, len(raw))
+    gutter = " " * len(str(span.line))
+    shown = raw.expandtabs(1).replace("\x00", "?")
+    return [
+        f"{gutter} |",
+        f"{span.line} | {shown}",
+        f"{gutter} | {' ' * start}{'^' * max(1, end - start)}",
+    ]
+
+
+class FusionError(Exception):
+    """Raised by the Python API when a program has errors; carries every diagnostic."""
+
+    def __init__(self, diagnostics: list[Diagnostic], source: str | None = None):
+        self.diagnostics = diagnostics
+        self.source = source
+        super().__init__("\n\n".join(d.render(source) for d in diagnostics))
+
+
+def has_errors(diagnostics: list[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)

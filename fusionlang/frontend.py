@@ -1,0 +1,63 @@
+"""The front end in one call: text -> AST -> IR -> checked IR, with every diagnostic."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .check import check
+from .diagnostics import Diagnostic, has_errors
+from .ir import Diagram, lower
+from .syntax import MAX_SOURCE_BYTES, ParseFailed, Program, decode_source, parse
+
+
+@dataclass
+class Analysis:
+    source: str | None
+    file: str
+    program: Program | None = None
+    diagrams: list[Diagram] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.program is not None and not has_errors(self.diagnostics)
+
+    def diagram(self, name: str) -> Diagram:
+        for d in self.diagrams:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+
+def analyze(text: str, file: str = "<input>") -> Analysis:
+    result = Analysis(text, file)
+    try:
+        result.program = parse(text, file)
+    except ParseFailed as exc:
+        result.diagnostics = exc.diagnostics
+        return result
+    result.diagrams, result.diagnostics = lower(result.program, file)
+    result.diagnostics += check(result.diagrams, file)
+    result.diagnostics.sort(key=lambda d: (d.span.line, d.span.column) if d.span else (0, 0))
+    return result
+
+
+def read_source(path: str | Path) -> bytes:
+    """Read a file's bytes, refusing directories and oversized files early (OSError for the CLI)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a .fus file")
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_SOURCE_BYTES + 1)
+    return data
+
+
+def analyze_bytes(data: bytes, file: str) -> Analysis:
+    text, diagnostics = decode_source(data, file)
+    if text is None:
+        return Analysis(None, file, diagnostics=diagnostics)
+    return analyze(text, file)
+
+
+def analyze_file(path: str | Path) -> Analysis:
+    return analyze_bytes(read_source(path), str(path))

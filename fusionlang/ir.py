@@ -1,0 +1,380 @@
+"""The Diagram IR: a networkx MultiDiGraph per diagram, lowered from the AST.
+
+Schema (also in docs/ir.md):
+
+graph attributes
+    name      diagram name              group    "O3" | "SO3" | "SU2"
+    inputs    in-wire names, in order   outputs  out-wire names, in order
+    wires     {name: Wire}              span     the diagram's Span
+nodes
+    "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
+    "v<k>"                              kind "fuse" | "split" | "linear", inputs, outputs
+                                        (wire names, in argument order), weights, external, span
+edges  producer -> reader, one per read (key "<wire>@<port>")
+    wire, irreps, src_port (index among the producer's outputs), dst_port (argument index)
+
+Lowering resolves irreps expressions and reports structural errors (undefined,
+duplicate, twice-produced wires; bad operations and options); check.py then
+applies the selection rules.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .diagnostics import Diagnostic, Span
+from .groups import GROUPS, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
+from .syntax import (OPERATIONS, Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef, Paren, Program,
+                     Sh, suggest)
+
+MAX_WIRE_DIM = 1 << 20          # components of one wire (mul x dim summed)
+MAX_TERMS = 4096                # terms in one irreps expression after expansion
+CONVENTIONS = {"O3": ("e3nn",), "SO3": ("e3nn",), "SU2": ("condon_shortley",)}
+WEIGHT_MODES = ("uvw", "uvu", "uuu", "none")
+
+
+@dataclass
+class Wire:
+    name: str
+    kind: str                    # "in" | "out" | "wire"
+    irreps: Irreps
+    span: Span | None
+    producer: str | None = None  # node id
+    readers: list[str] = field(default_factory=list)
+    resolved: bool = True        # False when its irreps expression had errors
+    produced_span: Span | None = None
+
+
+class Diagram:
+    """A checked-or-not diagram: a thin, typed view over its MultiDiGraph."""
+
+    def __init__(self, graph: nx.MultiDiGraph):
+        self.graph = graph
+
+    name = property(lambda self: self.graph.graph["name"])
+    group_name = property(lambda self: self.graph.graph["group"])
+    group = property(lambda self: GROUPS[self.graph.graph["group"]])
+    inputs = property(lambda self: self.graph.graph["inputs"])
+    outputs = property(lambda self: self.graph.graph["outputs"])
+    wires = property(lambda self: self.graph.graph["wires"])
+    span = property(lambda self: self.graph.graph["span"])
+
+    @property
+    def is_closed(self) -> bool:
+        return not self.inputs and not self.outputs
+
+    def vertices(self) -> list[tuple[str, dict]]:
+        """Vertex nodes in written order."""
+        nodes = [(n, d) for n, d in self.graph.nodes(data=True) if d["kind"] in OPERATIONS]
+        return sorted(nodes, key=lambda nd: nd[1]["index"])
+
+    def irreps(self, wire: str) -> Irreps:
+        return self.wires[wire].irreps
+
+    def to_json(self) -> dict:
+        """Node-link JSON with irreps and spans as plain values (fusionc check --emit ir)."""
+        def plain(value):
+            if isinstance(value, Irreps):
+                return str(value)
+            if isinstance(value, Span):
+                return {"line": value.line, "column": value.column,
+                        "end_line": value.end_line, "end_column": value.end_column}
+            if isinstance(value, Wire):
+                return {"kind": value.kind, "irreps": str(value.irreps), "span": plain(value.span),
+                        "producer": value.producer, "readers": value.readers}
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+        data = nx.node_link_data(self.graph, edges="edges")
+        return plain(data)
+
+    def __repr__(self) -> str:
+        return f"<Diagram {self.name} ({self.group_name}): {len(self.vertices())} vertices>"
+
+    def _repr_svg_(self):
+        from .render import to_svg
+        return to_svg(self)
+
+
+def dump_ir(diagrams: list[Diagram]) -> str:
+    return json.dumps([d.to_json() for d in diagrams], indent=2, sort_keys=True)
+
+
+class _Lowering:
+    def __init__(self, program: Program, file: str):
+        self.program = program
+        self.file = file
+        self.diagnostics: list[Diagnostic] = []
+        self.group: Group | None = None
+        self.lets: dict[str, Irreps] = {}
+
+    def error(self, code, message, span, help=None, severity="error"):
+        self.diagnostics.append(Diagnostic(code, message, span, help, severity, self.file))
+
+    # -- irreps expressions --------------------------------------------------
+
+    def resolve(self, expr: IrrepsExpr) -> Irreps | None:
+        terms: list[MulIrrep] = []
+        ok = True
+        for term in expr.terms:
+            inner = self.resolve_atom(term.atom)
+            if inner is None:
+                ok = False
+                continue
+            mul = term.mul or 1
+            for t in inner:
+                terms.append(MulIrrep(t.mul * mul, t.irrep))
+                if t.mul * mul > 1 << 30:
+                    ok = False
+            if len(terms) > MAX_TERMS:
+                self.error("F022", f"the expression expands to more than {MAX_TERMS} terms", expr.span)
+                return None
+        if not ok:
+            return None
+        irreps = Irreps(terms)
+        if irreps.dim > MAX_WIRE_DIM or any(t.mul > 65536 for t in irreps):
+            self.error("F022", f"`{_clip(str(irreps))}` has {irreps.dim:,} components; the limit for one wire is "
+                       f"{MAX_WIRE_DIM:,} and for one multiplicity 65,536", expr.span,
+                       "use fewer channels or smaller irreps")
+            return None
+        return irreps
+
+    def resolve_atom(self, atom) -> Irreps | None:
+        if isinstance(atom, Label):
+            try:
+                return Irreps([MulIrrep(1, self.group.parse_label(atom.text))])
+            except LabelError as exc:
+                self.error("F020", exc.message, atom.span, exc.help)
+                return None
+        if isinstance(atom, NameRef):
+            if atom.name not in self.lets:
+                close = suggest(atom.name, self.lets)
+                self.error("F024", f"`{atom.name}` is not a defined irreps name", atom.span,
+                           f"did you mean `{close}`?" if close else
+                           f"define it first: `let {atom.name} = 16x0e + 8x1o`")
+                return None
+            return self.lets[atom.name]
+        if isinstance(atom, Sh):
+            if self.group.name == "SU2":
+                self.error("F023", "`sh(L)` gives spherical-harmonic irreps, which group SU2 does not use",
+                           atom.span, "list the spins instead, for example `0 + 1 + 2`")
+                return None
+            if not atom.lmax.isdigit() or len(atom.lmax) > 6 or int(atom.lmax) * 2 > MAX_TWO_J:
+                self.error("F023", f"`sh({_clip(atom.lmax)})` needs a whole number L from 0 to {MAX_TWO_J // 2}",
+                           atom.arg_span, "for example `sh(2)` = 0e + 1o + 2e")
+                return None
+            return Irreps(MulIrrep(1, ir) for ir in self.group.sh(int(atom.lmax)))
+        if isinstance(atom, Paren):
+            return self.resolve(atom.inner)
+        raise TypeError(atom)
+
+    # -- the program ---------------------------------------------------------
+
+    def run(self) -> list[Diagram]:
+        program = self.program
+        gname = program.group.name
+        if gname not in GROUPS:
+            close = suggest(gname, GROUPS) or {"SO3": "SO3", "SU2": "SU2"}.get(gname.upper().replace("(", ""))
+            self.error("F010", f"unknown group `{gname}`", program.group.span,
+                       f"did you mean `{close}`? The groups are O3, SO3 and SU2" if close
+                       else "the groups are O3, SO3 and SU2")
+            return []
+        self.group = GROUPS[gname]
+        if program.convention and program.convention.name not in CONVENTIONS[gname]:
+            self.error("F011", f"unknown convention `{program.convention.name}` for group {gname}",
+                       program.convention.span, f"write `convention {CONVENTIONS[gname][0]}` or leave it out")
+        top_names: dict[str, Span] = {}
+        diagrams = []
+        for item in program.items:
+            name = item.name
+            if name.name in top_names:
+                self.error("F030", f"`{name.name}` is defined twice at file level", name.span,
+                           "rename one of them", )
+                self.diagnostics[-1].notes.append(("first defined here", top_names[name.name]))
+                continue
+            top_names[name.name] = name.span
+            if isinstance(item, Let):
+                value = self.resolve(item.value)
+                if value is not None:
+                    self.lets[name.name] = value
+            else:
+                diagrams.append(self.diagram(item))
+        return diagrams
+
+    def diagram(self, decl: DiagramDecl) -> Diagram:
+        g = nx.MultiDiGraph(name=decl.name.name, group=self.group.name, inputs=[], outputs=[], wires={},
+                            span=decl.span)
+        wires: dict[str, Wire] = g.graph["wires"]
+        # Pass 1: declarations (statements may come in any order).
+        for stmt in decl.stmts:
+            if isinstance(stmt, Decl):
+                name = stmt.name.name
+                irreps = self.resolve(stmt.irreps)
+                if name in wires:
+                    self.error("F030", f"wire `{name}` is declared twice in diagram `{decl.name.name}`",
+                               stmt.name.span, "give each wire its own name")
+                    self.diagnostics[-1].notes.append(("first declared here", wires[name].span))
+                    continue
+                wires[name] = Wire(name, stmt.kind, irreps if irreps is not None else Irreps(), stmt.name.span,
+                                   resolved=irreps is not None)
+                if stmt.kind == "in":
+                    g.graph["inputs"].append(name)
+                    g.add_node(f"in:{name}", kind="input", wire=name, irreps=wires[name].irreps, span=stmt.span)
+                    wires[name].producer = f"in:{name}"
+                elif stmt.kind == "out":
+                    g.graph["outputs"].append(name)
+                    g.add_node(f"out:{name}", kind="output", wire=name, irreps=wires[name].irreps, span=stmt.span)
+        # Pass 2: vertices.
+        index = 0
+        for stmt in decl.stmts:
+            if isinstance(stmt, Decl) and stmt.call is None:
+                continue
+            if isinstance(stmt, Decl):
+                targets, call = [stmt.name], stmt.call
+                if stmt.kind != "wire":
+                    continue   # grammar allows `= call` only on `wire`
+            else:
+                targets, call = stmt.targets, stmt.call
+            node = f"v{index}"
+            vertex = self.vertex(call, targets, wires, node)
+            if vertex is None:
+                continue
+            index += 1
+            g.add_node(node, index=index - 1, span=stmt.span, call_span=call.span, **vertex)
+        # Pass 3: edges, one per read; then what is never produced or read.
+        for node, data in list(g.nodes(data=True)):
+            if data["kind"] not in OPERATIONS:
+                continue
+            for port, arg in enumerate(data["inputs"]):
+                wire = wires[arg]
+                if wire.producer is None:
+                    continue
+                src_port = g.nodes[wire.producer].get("outputs", [arg]).index(arg)
+                g.add_edge(wire.producer, node, key=f"{arg}@{port}", wire=arg, irreps=wire.irreps,
+                           src_port=src_port, dst_port=port)
+                wire.readers.append(node)
+        for name in g.graph["outputs"]:
+            wire = wires[name]
+            if wire.producer is not None:
+                g.add_edge(wire.producer, f"out:{name}", key=f"{name}@0", wire=name, irreps=wire.irreps,
+                           src_port=g.nodes[wire.producer].get("outputs", [name]).index(name), dst_port=0)
+        for node, data in g.nodes(data=True):
+            if data["kind"] not in OPERATIONS:
+                continue
+            for arg_ident in data["arg_idents"]:
+                wire = wires.get(arg_ident.name)
+                if wire is not None and wire.producer is None:
+                    self.error("F035", f"wire `{arg_ident.name}` is read here but nothing produces it",
+                               arg_ident.span, f"produce it: `{arg_ident.name} = fuse(...)`, or declare it with `in`")
+        for name in g.graph["outputs"]:
+            if wires[name].producer is None:
+                self.error("F034", f"output `{name}` is never produced", wires[name].span,
+                           f"add a vertex such as `{name} = fuse(a, b)`")
+        for node, data in g.nodes(data=True):
+            data.pop("arg_idents", None)
+        return Diagram(g)
+
+    def vertex(self, call, targets, wires, node) -> dict | None:
+        op = call.op.name
+        if op not in OPERATIONS:
+            close = suggest(op, OPERATIONS)
+            self.error("F041", f"unknown operation `{op}`", call.op.span,
+                       f"did you mean `{close}`?" if close else "the operations are fuse, split and linear")
+            return None
+        n_in, n_out = len(call.args), len(targets)
+        arity = {"fuse": (n_in >= 2 and n_out == 1, "`t = fuse(a, b, ...)`: two or more inputs, one output"),
+                 "split": (n_in == 1 and n_out == 2, "`(a, b) = split(t)`: one input, two outputs"),
+                 "linear": (n_in == 1 and n_out == 1, "`y = linear(x)`: one input, one output")}[op]
+        if not arity[0]:
+            self.error("F040", f"`{op}` takes {arity[1].split(':', 1)[1].strip()}; here it has "
+                       f"{n_in} input{'s' * (n_in != 1)} and {n_out} output{'s' * (n_out != 1)}", call.span,
+                       f"write {arity[1].split(':')[0]}")
+            return None
+        ok = True
+        for target in targets:
+            wire = wires.get(target.name)
+            if wire is None:
+                self.error("F033", f"`{target.name}` is assigned but not declared", target.span,
+                           f"declare it: `wire {target.name} : IRREPS` (or `out {target.name} : IRREPS`)")
+                ok = False
+            elif wire.kind == "in":
+                self.error("F032", f"`{target.name}` is an input and cannot also be produced by a vertex",
+                           target.span, "give the vertex's output another name")
+                ok = False
+            elif wire.producer is not None:
+                self.error("F032", f"wire `{target.name}` is produced twice", target.span,
+                           "every wire has exactly one producer: rename one of the outputs")
+                self.diagnostics[-1].notes.append(("first produced by the statement at", wires[target.name].produced_span))
+                ok = False
+        for arg in call.args:
+            if arg.name not in wires:
+                close = suggest(arg.name, wires)
+                self.error("F031", f"wire `{arg.name}` is not declared in this diagram", arg.span,
+                           f"did you mean `{close}`?" if close else f"declare it: `in {arg.name} : IRREPS`")
+                ok = False
+        options = self.options(call, op)
+        if not ok or options is None:
+            return None
+        for target in targets:
+            wires[target.name].producer = node
+            wires[target.name].produced_span = call.span
+        return dict(kind=op, inputs=[a.name for a in call.args], outputs=[t.name for t in targets],
+                    arg_idents=list(call.args), **options)
+
+    def options(self, call, op) -> dict | None:
+        seen: dict[str, object] = {}
+        ok = True
+        for opt in call.options:
+            key = opt.key.name
+            if key in seen:
+                self.error("F042", f"option `{key}` is given twice", opt.span, "keep one")
+                ok = False
+                continue
+            if key == "weights":
+                value = opt.value.name if opt.value else None
+                if value not in WEIGHT_MODES:
+                    close = suggest(value or "", WEIGHT_MODES)
+                    self.error("F042", f"`weights={value or ''}` is not a weight mode", opt.span,
+                               f"did you mean `weights={close}`?" if close else
+                               "write weights=uvw, uvu, uuu or none")
+                    ok = False
+                elif op != "fuse":
+                    self.error("F043", f"`{op}` takes no `weights=` option", opt.span,
+                               "linear always mixes channels with a full matrix; split is a pure coupling"
+                               if op == "linear" else "split is a pure coupling: remove the option")
+                    ok = False
+                seen[key] = value
+            elif key == "external":
+                if opt.value is not None:
+                    self.error("F042", "`external` takes no value", opt.span, "write `external` alone")
+                    ok = False
+                elif op == "split":
+                    self.error("F043", "`split` has no weights to make external", opt.span, "remove the option")
+                    ok = False
+                seen[key] = True
+            else:
+                close = suggest(key, ("weights", "external"))
+                self.error("F042", f"unknown option `{key}`", opt.key.span,
+                           f"did you mean `{close}`?" if close else "the options are `weights=MODE` and `external`")
+                ok = False
+        if not ok:
+            return None
+        if seen.get("external") and seen.get("weights") == "none":
+            self.error("F043", "`external` weights with `weights=none`: there are no weights", call.span,
+                       "choose a weight mode such as `weights=uvu`, or drop `external`")
+            return None
+        return {"weights": seen.get("weights"), "external": bool(seen.get("external")), "options_span": call.span}
+
+
+def lower(program: Program, file: str = "<input>") -> tuple[list[Diagram], list[Diagnostic]]:
+    lowering = _Lowering(program, file)
+    diagrams = lowering.run()
+    return diagrams, lowering.diagnostics
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."

@@ -1,0 +1,70 @@
+"""Paths: every admissible choice of irreps on a vertex's wires (LANGUAGE.md sections 4 and 6).
+
+Shared by the checker (is there any path? which outputs are reachable?) and
+the planner (one weight set per path).  Order is e3nn's: for each term of the
+first input, of the second, ..., then the inner labels of an n-ary tree
+(ascending), then each output term in written order.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from .groups import Group, Irrep, Irreps
+
+MAX_PATHS = 20000
+
+
+class TooManyPaths(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Path:
+    ins: tuple[int, ...]          # term index on each input wire
+    outs: tuple[int, ...]         # term index on each output wire
+    inner: tuple[Irrep, ...] = () # labels of the inner wires of an n-ary fuse (left-deep tree)
+
+
+def left_deep_labels(group: Group, irreps: list[Irrep]) -> list[tuple[tuple[Irrep, ...], Irrep]]:
+    """Every labelling of the inner wires of fuse(a, b, c, ...) and the irrep it ends in."""
+    partial = [((), irreps[0])]
+    for nxt in irreps[1:]:
+        partial = [(inner + (acc,), out) for inner, acc in partial for out in group.product(acc, nxt)]
+    # The first "inner" entry is the first input itself; drop it.
+    return [(inner[1:], out) for inner, out in partial]
+
+
+def fuse_paths(group: Group, inputs: list[Irreps], output: Irreps) -> list[Path]:
+    paths = []
+    out_index: dict[Irrep, list[int]] = {}
+    for k, term in enumerate(output):
+        out_index.setdefault(term.irrep, []).append(k)
+    for choice in itertools.product(*[range(len(w)) for w in inputs]):
+        irreps = [inputs[i][c].irrep for i, c in enumerate(choice)]
+        for inner, final in left_deep_labels(group, irreps):
+            for k in out_index.get(final, ()):
+                paths.append(Path(tuple(choice), (k,), inner))
+        if len(paths) > MAX_PATHS:
+            raise TooManyPaths(len(paths))
+    # Built in order: input terms, then inner labels ascending (products ascend), then outputs as written.
+    return paths
+
+
+def split_paths(group: Group, source: Irreps, outputs: list[Irreps]) -> list[Path]:
+    a, b = outputs
+    return [Path((k,), (i, j)) for i in range(len(a)) for j in range(len(b)) for k in range(len(source))
+            if group.admissible(a[i].irrep, b[j].irrep, source[k].irrep)]
+
+
+def linear_paths(source: Irreps, target: Irreps) -> list[Path]:
+    return [Path((i,), (k,)) for i in range(len(source)) for k in range(len(target))
+            if source[i].irrep == target[k].irrep]
+
+
+def vertex_paths(group: Group, kind: str, inputs: list[Irreps], outputs: list[Irreps]) -> list[Path]:
+    if kind == "fuse":
+        return fuse_paths(group, inputs, outputs[0])
+    if kind == "split":
+        return split_paths(group, inputs[0], outputs)
+    return linear_paths(inputs[0], outputs[0])

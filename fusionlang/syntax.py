@@ -1,0 +1,410 @@
+"""Parsing: .fus text -> AST with source spans.  Syntax errors become Diagnostics.
+
+The grammar lives in grammar/fusion.lark (shipped inside the package as
+fusionlang/grammar/fusion.lark).  Limits that keep every run bounded are
+checked here, before and after the parser runs; see docs/limits.md.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lark
+
+from .diagnostics import Diagnostic, Span, span_field
+from .groups import MAX_MULTIPLICITY
+
+KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire", "fuse", "split", "linear", "sh")
+OPERATIONS = ("fuse", "split", "linear")
+MAX_SOURCE_BYTES = 2 * 1024 * 1024
+MAX_NESTING = 32
+MAX_NAME_LENGTH = 128
+
+
+# ----------------------------------------------------------------------------- AST
+
+
+@dataclass
+class Ident:
+    name: str
+    span: Span = span_field()
+
+
+@dataclass
+class Label:             # an irrep literal such as 1o or 3/2
+    text: str
+    span: Span = span_field()
+
+
+@dataclass
+class NameRef:           # a `let` name used inside an irreps expression
+    name: str
+    span: Span = span_field()
+
+
+@dataclass
+class Sh:                # sh(L)
+    lmax: str
+    span: Span = span_field()
+    arg_span: Span = span_field()
+
+
+@dataclass
+class Paren:
+    inner: "IrrepsExpr"
+    span: Span = span_field()
+
+
+@dataclass
+class Term:
+    mul: int | None
+    atom: object         # Label | NameRef | Sh | Paren
+    span: Span = span_field()
+    mul_span: Span = span_field()
+
+
+@dataclass
+class IrrepsExpr:
+    terms: list[Term]
+    span: Span = span_field()
+
+
+@dataclass
+class Option:
+    key: Ident
+    value: Ident | None
+    span: Span = span_field()
+
+
+@dataclass
+class Call:
+    op: Ident
+    args: list[Ident]
+    options: list[Option]
+    span: Span = span_field()
+
+
+@dataclass
+class Decl:              # in / out / wire, the last possibly with `= call`
+    kind: str
+    name: Ident
+    irreps: IrrepsExpr
+    call: Call | None = None
+    span: Span = span_field()
+
+
+@dataclass
+class Assign:
+    targets: list[Ident]
+    call: Call
+    parenthesized: bool = False
+    span: Span = span_field()
+
+
+@dataclass
+class DiagramDecl:
+    name: Ident
+    stmts: list[object]
+    span: Span = span_field()
+
+
+@dataclass
+class Let:
+    name: Ident
+    value: IrrepsExpr
+    span: Span = span_field()
+
+
+@dataclass
+class Comment:
+    text: str
+    span: Span = span_field()
+
+
+@dataclass
+class Program:
+    group: Ident
+    convention: Ident | None
+    items: list[object]          # Let | DiagramDecl, in written order
+    comments: list[Comment] = field(default_factory=list, compare=False, repr=False)
+    span: Span = span_field()
+
+    @property
+    def diagrams(self) -> list[DiagramDecl]:
+        return [i for i in self.items if isinstance(i, DiagramDecl)]
+
+    @property
+    def lets(self) -> list[Let]:
+        return [i for i in self.items if isinstance(i, Let)]
+
+
+# ----------------------------------------------------------------------------- grammar
+
+
+def grammar_path() -> Path:
+    """The grammar inside the installed package, or beside it in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "grammar" / "fusion.lark", here.parent / "grammar" / "fusion.lark"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("fusion.lark not found: the fusionlang installation is incomplete")
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> lark.Lark:
+    return lark.Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                     propagate_positions=True, maybe_placeholders=False)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+class ParseFailed(Exception):
+    def __init__(self, diagnostics: list[Diagnostic]):
+        super().__init__(diagnostics[0].message if diagnostics else "parse failed")
+        self.diagnostics = diagnostics
+
+
+def decode_source(data: bytes, file: str = "<input>") -> tuple[str | None, list[Diagnostic]]:
+    """Bytes -> text, rejecting oversized, binary and non-UTF-8 input with a located error."""
+    if len(data) > MAX_SOURCE_BYTES:
+        return None, [Diagnostic("F005", f"the file is {len(data):,} bytes; the limit is {MAX_SOURCE_BYTES:,}",
+                                 None, "split the diagrams into several files", file=file)]
+    nul = data.find(b"\x00")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Diagnostic("F008", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                                 f"at offset {exc.start})", _offset_span(data[:exc.start].decode("utf-8", "replace"), exc.start),
+                                 "save the file as UTF-8", file=file)]
+    if nul >= 0:
+        return None, [Diagnostic("F008", "the file contains a NUL byte: it looks binary, not .fus text",
+                                 _offset_span(text, len(data[:nul].decode("utf-8"))),
+                                 "pass a .fus text file", file=file)]
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text, []
+
+
+def _offset_span(text: str, offset: int) -> Span:
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Span(line, col, line, col + 1, offset, offset + 1)
+
+
+_COMMENT = re.compile(r"#[^\n]*")
+
+
+def parse(text: str, file: str = "<input>") -> Program:
+    """Parse .fus text into a Program, or raise ParseFailed with located diagnostics."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        raise ParseFailed([Diagnostic("F005", f"the source is over the limit of {MAX_SOURCE_BYTES:,} bytes",
+                                      None, "split the diagrams into several files", file=file)])
+    code_only = _COMMENT.sub(lambda m: " " * len(m.group()), text)
+    _check_nesting(code_only, file)
+    if not code_only.strip():
+        raise ParseFailed([Diagnostic("F002", "the file is empty: a .fus file starts with `group O3`, "
+                                      "`group SO3` or `group SU2`", Span(1, 1, 1, 1),
+                                      "write for example `group O3` on the first line", file=file)])
+    try:
+        tree = parser().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise ParseFailed([_syntax_diagnostic(exc, text, file)]) from None
+    builder = _Builder(text, file)
+    program = builder.program(tree)
+    program.comments = [Comment(m.group(), _offset_span(text, m.start()).to(_offset_span(text, m.end() - 1)))
+                        for m in _COMMENT.finditer(text)]
+    if builder.diagnostics:
+        raise ParseFailed(builder.diagnostics)
+    return program
+
+
+def _check_nesting(code: str, file: str) -> None:
+    depth = 0
+    for i, ch in enumerate(code):
+        if ch == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ParseFailed([Diagnostic("F006", f"parentheses nest deeper than {MAX_NESTING} levels",
+                                              _offset_span(code, i), "flatten the expression, or name parts with `let`",
+                                              file=file)])
+        elif ch == ")":
+            depth = max(0, depth - 1)
+
+
+_TOKEN_WORDS = {
+    "LPAR": "`(`", "RPAR": "`)`", "LBRACE": "`{`", "RBRACE": "`}`", "LSQB": "`[`", "RSQB": "`]`",
+    "COMMA": "`,`", "EQUAL": "`=`", "COLON": "`:`", "PLUS": "`+`", "NAME": "a name", "LABEL": "an irrep label",
+    "MULX": "a multiplicity such as `16x`", "FUSE": "`fuse`", "SPLIT": "`split`", "LINEAR": "`linear`",
+    "SH": "`sh`", "$END": "the end of the file",
+}
+
+
+def _describe_expected(expected) -> str:
+    words = []
+    for name in sorted(expected):
+        word = _TOKEN_WORDS.get(name)
+        if word is None:
+            word = f"`{name.lower()}`" if name.isalpha() else name
+        if word not in words:
+            words.append(word)
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return ", ".join(words)
+
+
+def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: str) -> Diagnostic:
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        span = _offset_span(text, exc.pos_in_stream)
+        help = None
+        if ch == ";":
+            help = "statements need no semicolons: put each on its own line"
+        elif ch in "*":
+            help = "write a multiplicity glued to `x`, as in `16x0e`"
+        shown = repr(ch) if not ch.isprintable() or ch == " " else f"`{ch}`"
+        return Diagnostic("F001", f"unexpected character {shown}", span, help, file=file)
+    token = getattr(exc, "token", None)
+    expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or set()
+    if token is None or token.type == "$END" or isinstance(exc, lark.exceptions.UnexpectedEOF):
+        end = len(text)
+        span = _offset_span(text, max(0, end - 1)) if end else Span(1, 1, 1, 1)
+        return Diagnostic("F002", f"unexpected end of file; expected {_describe_expected(expected)}",
+                          span, "a diagram ends with `}`" if "RBRACE" in expected else None, file=file)
+    span = Span(token.line, token.column, token.end_line or token.line,
+                token.end_column or token.column + 1, token.start_pos or 0, token.end_pos or 0)
+    value = str(token)
+    if value in KEYWORDS and "NAME" in expected:
+        return Diagnostic("F003", f"`{value}` is a keyword and cannot be used as a name", span,
+                          f"rename it, for example `{value}_`", file=file)
+    help = None
+    first_statement = token.line == 1 and token.start_pos == _first_code_offset(text)
+    if "GROUP" in {t.upper() for t in expected} or first_statement and value != "group":
+        help = "a .fus file starts with `group O3`, `group SO3` or `group SU2`"
+    elif token.type == "LABEL" and "MULX" not in expected and re.fullmatch(r"[0-9]+", value):
+        help = "write a multiplicity glued to `x`, as in `16x0e`"
+    elif token.type == "NAME" and "EQUAL" in expected and "RPAR" not in expected:
+        help = "a vertex is written `t = fuse(a, b)`"
+    return Diagnostic("F001", f"unexpected {_describe_token(token)}; expected {_describe_expected(expected)}",
+                      span, help, file=file)
+
+
+def _first_code_offset(text: str) -> int:
+    code = _COMMENT.sub(lambda m: " " * len(m.group()), text)
+    stripped = len(code) - len(code.lstrip())
+    return stripped
+
+
+def _describe_token(token) -> str:
+    value = str(token)
+    if len(value) > 40:
+        value = value[:37] + "..."
+    if value in KEYWORDS:
+        return f"keyword `{value}`"
+    return f"`{value}`"
+
+
+def _span_of(node) -> Span:
+    if isinstance(node, lark.Token):
+        return Span(node.line, node.column, node.end_line, node.end_column, node.start_pos, node.end_pos)
+    m = node.meta
+    return Span(m.line, m.column, m.end_line, m.end_column, m.start_pos, m.end_pos)
+
+
+class _Builder:
+    """lark tree -> AST, collecting limit violations found on the way."""
+
+    def __init__(self, text: str, file: str):
+        self.text = text
+        self.file = file
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, code, message, span, help=None):
+        self.diagnostics.append(Diagnostic(code, message, span, help, file=self.file))
+
+    def ident(self, token: lark.Token) -> Ident:
+        span = _span_of(token)
+        name = str(token)
+        if len(name) > MAX_NAME_LENGTH:
+            self.error("F007", f"a name of {len(name):,} characters is over the limit of {MAX_NAME_LENGTH}",
+                       span, "use a shorter name")
+        elif name.startswith("__"):
+            self.error("F004", f"`{name}` starts with `__`, which is reserved", span,
+                       f"rename it, for example `{name.lstrip('_') or 'x'}`")
+        return Ident(name, span)
+
+    def program(self, tree) -> Program:
+        children = list(tree.children)
+        group = self.ident(children.pop(0).children[0])
+        convention = None
+        if children and getattr(children[0], "data", None) == "convention_decl":
+            convention = self.ident(children.pop(0).children[0])
+        items = [self.item(c) for c in children]
+        return Program(group, convention, items, span=_span_of(tree) if tree.meta.line else None)
+
+    def item(self, tree):
+        if tree.data == "let_decl":
+            name, value = tree.children
+            return Let(self.ident(name), self.irreps(value), _span_of(tree))
+        name, *stmts = tree.children
+        return DiagramDecl(self.ident(name), [self.stmt(s) for s in stmts], _span_of(tree))
+
+    def stmt(self, tree):
+        kind = tree.data
+        if kind in ("in_decl", "out_decl", "wire_decl"):
+            name, irreps, *rest = tree.children
+            call = self.call(rest[0]) if rest else None
+            return Decl(kind[:-5], self.ident(name), self.irreps(irreps), call, _span_of(tree))
+        targets_tree, call = tree.children
+        targets = [self.ident(t) for t in targets_tree.children]
+        return Assign(targets, self.call(call), targets_tree.data == "tuple_target", _span_of(tree))
+
+    def call(self, tree) -> Call:
+        op_tree, *rest = tree.children
+        op = self.ident(op_tree.children[0])
+        args, options = [], []
+        for child in rest:
+            if isinstance(child, lark.Token):
+                args.append(self.ident(child))
+            else:
+                for opt in child.children:
+                    key, *value = opt.children
+                    options.append(Option(self.ident(key), self.ident(value[0]) if value else None, _span_of(opt)))
+        return Call(op, args, options, _span_of(tree))
+
+    def irreps(self, tree) -> IrrepsExpr:
+        return IrrepsExpr([self.term(t) for t in tree.children], _span_of(tree))
+
+    def term(self, tree) -> Term:
+        if tree.data == "mul_term":
+            mul_token, atom = tree.children
+            mul_span = _span_of(mul_token)
+            digits = str(mul_token)[:-1]
+            mul = int(digits) if len(digits) <= 9 else MAX_MULTIPLICITY + 1
+            if not 1 <= mul <= MAX_MULTIPLICITY:
+                self.error("F021", f"multiplicity {digits if len(digits) <= 20 else digits[:20] + '...'} "
+                           f"is out of range: it must be 1 to {MAX_MULTIPLICITY:,}", mul_span,
+                           "drop the term to have none of an irrep" if mul == 0 else
+                           "fusionlang bounds multiplicities so that every tensor stays allocatable")
+            return Term(mul, self.atom(atom), _span_of(tree), mul_span)
+        return Term(None, self.atom(tree.children[0]), _span_of(tree))
+
+    def atom(self, tree):
+        if tree.data == "label":
+            return Label(str(tree.children[0]), _span_of(tree))
+        if tree.data == "name_ref":
+            ident = self.ident(tree.children[0])
+            return NameRef(ident.name, ident.span)
+        if tree.data == "sh":
+            arg = tree.children[1]
+            return Sh(str(arg), _span_of(tree), _span_of(arg))
+        return Paren(self.irreps(tree.children[0]), _span_of(tree))
+
+
+def suggest(word: str, choices) -> str | None:
+    """The closest of choices to word, for did-you-mean help lines."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return match[0] if match else None
