@@ -1,0 +1,2 @@
+from .render import register_cli as _render
+REGISTER = [_render]

@@ -1,0 +1,362 @@
+"""Pictures of diagrams: Diagram (+ the planner's contraction order) -> DOT text -> SVG / PNG / PDF.
+
+The DOT text is built here by hand, deterministically (nodes and edges in a
+fixed order, ids derived from the IR's own node ids), so that it can be
+compared byte for byte in golden tests.  Images are made by the graphviz
+``dot`` binary; without it, ``.dot`` output still works and image formats
+raise :class:`GraphvizNotFound` with an install hint.
+
+The visual legend (docs/rendering.md):
+
+- ``in`` terminals: blue, pointing down into the diagram, on the top rank;
+  ``out`` terminals: green, at the bottom rank.
+- ``fuse``: an orange triangle pointing down (several wires in, one out);
+  ``split``: a violet triangle pointing up (one wire in, two out);
+  ``linear``: a grey box.  The vertex shows its operation and effective
+  weight mode (``fuse uvu``, ``fuse none``); ``external`` weights are drawn
+  as an extra dashed input.
+- An arrow runs from the producer of a wire to each reader; it is labelled
+  ``name : irreps`` (multiplicities included, long sums wrapped), and where
+  a vertex has several arguments a small number at the arrow head gives the
+  argument position.
+- With ``plan_steps`` every vertex carries a red ``step k`` badge.
+"""
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterable, Mapping
+
+IMAGE_FORMATS = ("svg", "png", "pdf")
+FORMATS = IMAGE_FORMATS + ("dot",)
+DOT_TIMEOUT_S = 60
+WRAP = 30            # characters per line of an edge label
+
+INSTALL_HINT = ("install Graphviz, which provides the `dot` binary: `apt-get install graphviz` (Debian/Ubuntu), "
+                "`brew install graphviz` (macOS) or `conda install -c conda-forge graphviz`; "
+                "or write `.dot` output, which needs no binary")
+
+_STYLE = {
+    "input": 'shape=invhouse, style="filled", fillcolor="#cfe2f3", color="#3d85c6", fontcolor="#073763"',
+    "output": 'shape=house, style="filled", fillcolor="#d9ead3", color="#6aa84f", fontcolor="#274e13"',
+    "fuse": 'shape=invtriangle, style="filled", fillcolor="#f6b26b", color="#b45f06", margin="0.02"',
+    "split": 'shape=triangle, style="filled", fillcolor="#b4a7d6", color="#674ea7", margin="0.02"',
+    "linear": 'shape=box, style="filled,rounded", fillcolor="#eeeeee", color="#666666"',
+    "external": 'shape=note, style="dashed", color="#999999", fontcolor="#555555", fontsize=10',
+}
+
+
+class RenderError(Exception):
+    """A picture could not be made (bad output path or format, or Graphviz failed)."""
+
+
+class UnsupportedFormat(RenderError, ValueError):
+    """The output path's extension is not one of FORMATS."""
+
+
+class GraphvizNotFound(RenderError):
+    """The Graphviz `dot` binary is needed for image output but is not installed."""
+
+    def __init__(self, fmt: str = "svg"):
+        super().__init__(f"cannot write .{fmt}: the Graphviz `dot` binary was not found on PATH; {INSTALL_HINT}")
+        self.fmt = fmt
+
+
+def find_dot() -> str | None:
+    """Path of the `dot` binary, or None.  (Tests monkeypatch this.)"""
+    return shutil.which("dot")
+
+
+# -- DOT text -----------------------------------------------------------------
+
+def _q(text: str) -> str:
+    """A DOT double-quoted id or string."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _h(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def format_irreps(irreps) -> str:
+    """`16x0e + 16x1o`, with multiplicity-1 terms written bare (`1/2`, not `1x1/2`)."""
+    terms = [str(t.irrep) if t.mul == 1 else f"{t.mul}x{t.irrep}" for t in irreps]
+    return " + ".join(terms) if terms else "0"
+
+
+def _wrap_terms(text: str, width: int = WRAP) -> list[str]:
+    """Break an irreps sum at its ` + ` joints into lines of about `width` characters."""
+    lines: list[str] = []
+    for term in text.split(" + "):
+        if lines and len(lines[-1]) + 3 + len(term) <= width:
+            lines[-1] += " + " + term
+        else:
+            lines.append(term if not lines else "+ " + term)
+    return lines
+
+
+def _wire_label(name: str, irreps) -> str:
+    """HTML-like edge label: `name : irreps`, the name bold, long sums wrapped."""
+    text = f"{name} : {format_irreps(irreps)}"
+    lines = _wrap_terms(text)
+    head, rest = lines[0], lines[1:]
+    first = f"<b>{_h(name)}</b>{_h(head[len(name):])}"
+    return "<" + "<br/>".join([first] + [_h(line) for line in rest]) + ">"
+
+
+def _vertex_label(data: dict, diagram) -> str:
+    from .check import weight_mode
+    kind = data["kind"]
+    mode = weight_mode(data, diagram)
+    if kind == "fuse":
+        text = f"<b>fuse</b><br/>{_h(mode)}"
+    elif kind == "split":
+        text = "<b>split</b>"
+    else:
+        text = "<b>linear</b>"
+    return "<" + text + ">"
+
+
+def _is_closed(diagram) -> bool:
+    return not diagram.inputs and not diagram.outputs
+
+
+def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: str) -> list[str]:
+    """Node and edge statements for one diagram; node ids are `prefix + IR node id`."""
+    g = diagram.graph
+    pid = lambda node: _q(prefix + node)  # noqa: E731
+    lines: list[str] = []
+    add = lambda s: lines.append(indent + s)  # noqa: E731
+    steps = dict(plan_steps or {})
+
+    # Terminals, in declaration order; each group on one rank.
+    for kind, names, tag in (("input", diagram.inputs, "in"), ("output", diagram.outputs, "out")):
+        if not names:
+            continue
+        for name in names:
+            add(f'{pid(f"{tag}:{name}")} [label=<<font point-size="9">{tag}</font> <b>{_h(name)}</b>>, '
+                f'{_STYLE[kind]}];')
+        add("{rank=same; " + " ".join(pid(f"{tag}:{n}") for n in names) + "}")
+        if len(names) > 1:   # keep the written order left to right
+            add(" -> ".join(pid(f"{tag}:{n}") for n in names) + " [style=invis];")
+
+    # Vertices, in written order.
+    for node, data in diagram.vertices():
+        attrs = [f"label={_vertex_label(data, diagram)}", _STYLE[data["kind"]]]
+        if node in steps:
+            attrs.append(f'xlabel=<<font color="#cc0000" point-size="10"><b>step {int(steps[node])}</b></font>>')
+        add(f"{pid(node)} [{', '.join(attrs)}];")
+        if data.get("external"):
+            wname = f"{data['outputs'][0]}_weights"
+            add(f'{pid("ext:" + node)} [label=<{_h(wname)}<br/><i>external</i>>, {_STYLE["external"]}];')
+            add(f'{pid("ext:" + node)} -> {pid(node)} [style=dashed, color="#999999", arrowhead=empty];')
+
+    # Wire edges: one per read, producer -> reader, in a fixed order.
+    order = {n: i for i, n in enumerate(
+        [f"in:{w}" for w in diagram.inputs] + [n for n, _ in diagram.vertices()] + [f"out:{w}" for w in diagram.outputs])}
+    edges = sorted(g.edges(keys=True, data=True),
+                   key=lambda e: (order.get(e[1], len(order)), e[3]["dst_port"], order.get(e[0], len(order)), e[2]))
+    closed = _is_closed(diagram)
+    for src, dst, _key, data in edges:
+        attrs = [f"label={_wire_label(data['wire'], data['irreps'])}"]
+        dst_data = g.nodes[dst]
+        if len(dst_data.get("inputs", ())) > 1:
+            attrs.append(f'headlabel=<<font point-size="8" color="#b45f06">{data["dst_port"] + 1}</font>>')
+        src_data = g.nodes[src]
+        if len(src_data.get("outputs", ())) > 1:
+            attrs.append(f'taillabel=<<font point-size="8" color="#674ea7">{data["src_port"] + 1}</font>>')
+        if closed:
+            attrs.append('color="#444444"')
+        add(f"{pid(src)} -> {pid(dst)} [{', '.join(attrs)}];")
+    return lines
+
+
+_HEADER = [
+    'graph [fontname="Helvetica", fontsize=12, labelloc=t, nodesep=0.5, ranksep=0.55, newrank=true];',
+    'node [fontname="Helvetica", fontsize=11];',
+    'edge [fontname="Helvetica", fontsize=9, arrowsize=0.7, labelfloat=false];',
+]
+
+
+def _title(diagram) -> str:
+    kind = "closed network" if _is_closed(diagram) else \
+        f"{len(diagram.inputs)} in, {len(diagram.outputs)} out"
+    return f"<<b>{_h(diagram.name)}</b>  <font point-size=\"10\">({_h(diagram.group_name)}; {kind})</font>>"
+
+
+def to_dot(diagram, plan_steps: Mapping[str, int] | None = None) -> str:
+    """Deterministic DOT text for one diagram.
+
+    ``plan_steps`` maps vertex node ids (``"v0"``...) to their 1-based step in
+    the planner's contraction order; each such vertex gets a ``step k`` badge.
+    """
+    lines = [f"digraph {_q(diagram.name)} {{"]
+    lines += ["    " + s for s in _HEADER]
+    lines.append(f"    label={_title(diagram)};")
+    lines += _body(diagram, plan_steps, "", "    ")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def select(diagrams: Iterable, names: Iterable[str] | None = None) -> list:
+    """The diagrams named (in the order asked), or all of them; KeyError lists the names there are."""
+    diagrams = list(diagrams)
+    if not names:
+        return diagrams
+    by_name = {d.name: d for d in diagrams}
+    out = []
+    for name in names:
+        if name not in by_name:
+            have = ", ".join(d.name for d in diagrams) or "none"
+            raise KeyError(f"no diagram named `{name}`; the diagrams are: {have}")
+        if by_name[name] not in out:
+            out.append(by_name[name])
+    return out
+
+
+def to_dot_file(diagrams: list, names: list[str] | None = None,
+                plan_steps: Mapping[str, Mapping[str, int]] | None = None, title: str | None = None) -> str:
+    """Several diagrams of a file in one picture, one cluster each (all, or those named).
+
+    ``plan_steps`` maps diagram names to that diagram's ``{node id: step}``.
+    A single diagram is drawn exactly as :func:`to_dot` draws it.
+    """
+    chosen = select(diagrams, names)
+    plan_steps = plan_steps or {}
+    if len(chosen) == 1:
+        return to_dot(chosen[0], plan_steps.get(chosen[0].name))
+    lines = [f"digraph {_q(title or 'diagrams')} {{"]
+    lines += ["    " + s for s in _HEADER]
+    if title:
+        lines.append(f"    label=<<b>{_h(title)}</b>>;")
+    for d in chosen:
+        lines.append(f"    subgraph {_q('cluster_' + d.name)} {{")
+        lines.append(f'        label={_title(d)}; style="rounded"; color="#bbbbbb";')
+        lines += _body(d, plan_steps.get(d.name), d.name + "/", "        ")
+        lines.append("    }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# -- images -------------------------------------------------------------------
+
+def _format_of(path: str | os.PathLike) -> str:
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext in ("gv",):
+        ext = "dot"
+    if ext not in FORMATS:
+        what = f"unknown output format `.{ext}`" if ext else "the path has no extension"
+        raise UnsupportedFormat(f"cannot render to `{path}`: {what}; use one of "
+                                + ", ".join("." + f for f in FORMATS))
+    return ext
+
+
+def dot_to(fmt: str, dot_text: str) -> bytes:
+    """Run the `dot` binary on DOT text; the image bytes."""
+    exe = find_dot()
+    if exe is None:
+        raise GraphvizNotFound(fmt)
+    try:
+        proc = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True,
+                              timeout=DOT_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"Graphviz `dot` took longer than {DOT_TIMEOUT_S} s") from None
+    except OSError as exc:
+        raise RenderError(f"could not run Graphviz `dot` ({exe}): {exc}") from None
+    if proc.returncode != 0:
+        raise RenderError(f"Graphviz `dot` failed (exit {proc.returncode}): "
+                          f"{proc.stderr.decode('utf-8', 'replace').strip()}")
+    return proc.stdout
+
+
+def render(diagrams, path: str | os.PathLike, names: list[str] | None = None,
+           plan_steps: Mapping | None = None) -> Path:
+    """Write a picture of `diagrams` (one Diagram or a list) to `path`: .dot, .svg, .png or .pdf.
+
+    ``plan_steps`` is ``{node id: step}`` when one diagram is drawn, or
+    ``{diagram name: {node id: step}}``.  Returns the path written.
+    """
+    fmt = _format_of(path)
+    if not isinstance(diagrams, (list, tuple)):
+        diagrams = [diagrams]
+    chosen = select(diagrams, names)
+    if not chosen:
+        raise RenderError("there is no diagram to draw")
+    if plan_steps and all(isinstance(v, int) for v in plan_steps.values()):
+        if len(chosen) != 1:
+            raise ValueError("plan_steps as {node: step} needs exactly one diagram; "
+                             "give {diagram name: {node: step}} for several")
+        plan_steps = {chosen[0].name: plan_steps}
+    text = to_dot_file(chosen, None, plan_steps)
+    path = Path(path)
+    if fmt == "dot":
+        path.write_text(text, encoding="utf-8")
+    else:
+        path.write_bytes(dot_to(fmt, text))
+    return path
+
+
+def to_svg(diagram, plan_steps: Mapping[str, int] | None = None) -> str | None:
+    """SVG text for Jupyter (Diagram._repr_svg_); None when Graphviz is missing or fails."""
+    try:
+        return dot_to("svg", to_dot(diagram, plan_steps)).decode("utf-8")
+    except RenderError:
+        return None
+
+
+# -- fusionc render -------------------------------------------------------------
+
+def register_cli(sub, add_common) -> None:
+    p = sub.add_parser("render", help="draw diagrams as .svg, .png, .pdf or .dot",
+                       description="Draw the diagrams of a .fus file (all in one picture by default).")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--diagram", action="append", metavar="NAME", default=None,
+                   help="draw only this diagram (repeat for several)")
+    p.add_argument("-o", "--output", metavar="OUT", default=None,
+                   help="output path; its extension (.svg .png .pdf .dot) picks the format "
+                        "(default: FILE's name with .svg, in the current directory)")
+    p.add_argument("--plan", action="store_true",
+                   help="badge each vertex with its step in the planner's contraction order")
+    add_common(p)
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args) -> int:
+    from .cli import EXIT_ERRORS, EXIT_OK, UsageError, _load_checked
+    out = args.output or (Path(args.file).stem + ".svg")
+    try:
+        _format_of(out)
+    except UnsupportedFormat as exc:
+        raise UsageError(str(exc)) from None
+    steps_of = None
+    if args.plan:
+        try:
+            from .plan import plan_steps as steps_of
+        except ImportError as exc:
+            raise UsageError(f"the planner overlay (--plan) is not available in this build ({exc}); "
+                             "render without --plan") from None
+    analysis = _load_checked(args.file, args.format)
+    if analysis is None:
+        return EXIT_ERRORS
+    if not analysis.diagrams:
+        raise UsageError(f"{args.file}: there is no diagram to draw")
+    try:
+        chosen = select(analysis.diagrams, args.diagram)
+    except KeyError as exc:
+        raise UsageError(f"{args.file}: {exc.args[0]}") from None
+    plan = {d.name: steps_of(d) for d in chosen} if steps_of else None
+    try:
+        written = render(chosen, out, plan_steps=plan)
+    except RenderError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{out}: {exc.strerror or exc}") from None
+    if args.format == "json":
+        import json
+        print(json.dumps({"output": str(written)}))
+    else:
+        print(written)
+    return EXIT_OK
