@@ -115,6 +115,9 @@ def test_isometry_beyond_table():
         assert_isometric(C)
     for key in [(17, 23, 24), (23, 23, 2), (24, 1, 23)]:
         assert_isometric(cg("SU2", *(Irrep(x) for x in key)))
+    angles = random_rotation(9)
+    assert _equivariance_error("O3", Irrep(24, -1), Irrep(20, 1), Irrep(18, -1), angles, True) < 1e-11
+    assert _equivariance_error("SU2", Irrep(17), Irrep(23), Irrep(24), angles) < 1e-11
 
 
 def _equivariance_error(group, a, b, c, angles, inversion=False):
