@@ -10,7 +10,11 @@ import networkx as nx
 from .diagnostics import Diagnostic
 from .groups import Irreps
 from .ir import Diagram
-from .paths import TooManyPaths, vertex_paths
+from .paths import MAX_PATHS, TooManyPaths, vertex_paths
+
+# The checker enumerates a vertex's term combinations; this bounds that work before
+# any path is built (a wire has at most ir.MAX_TERMS terms).  See docs/limits.md.
+MAX_TERM_COMBINATIONS = 200_000
 
 
 def weight_mode(data: dict, diagram: Diagram) -> str:
@@ -63,10 +67,18 @@ class _Checker:
         ins = [d.irreps(w) for w in data["inputs"]]
         outs = [d.irreps(w) for w in data["outputs"]]
         span = data["call_span"]
+        combinations = 1
+        for w in ins + outs:
+            combinations *= max(1, len(w))
+        if combinations > MAX_TERM_COMBINATIONS:
+            self.error("F054", f"this vertex joins {' x '.join(str(len(w)) for w in ins + outs)} irreps terms: "
+                       f"{combinations:,} combinations, over the limit of {MAX_TERM_COMBINATIONS:,}", span,
+                       "use fewer terms per wire (write `16x0e`, not `0e + 0e + ...`), or fuse in smaller steps")
+            return
         try:
             paths = vertex_paths(g, data["kind"], ins, outs)
-        except TooManyPaths as exc:
-            self.error("F054", f"this vertex has over {exc.args[0]:,} paths", span,
+        except TooManyPaths:
+            self.error("F054", f"this vertex has more than {MAX_PATHS:,} paths, the limit for one vertex", span,
                        "use fewer irreps per wire, or fuse in smaller steps")
             return
         kind = data["kind"]
@@ -75,7 +87,7 @@ class _Checker:
             return
         if kind == "fuse":
             reachable = self.fuse_reachable(ins)
-            names = " x ".join(_sum(w.irreps) if len(w) > 1 else str(w[0].irrep) for w in ins)
+            names = " x ".join(f"({_sum(w.irreps)})" if len(w) > 1 else str(w[0].irrep) for w in ins)
             if not paths:
                 self.error("F050", f"no admissible path: {names} gives {_sum(reachable)}, "
                            f"and `{data['outputs'][0]}` has only {_sum(outs[0].irreps)}", span,
@@ -84,7 +96,8 @@ class _Checker:
             reached = {outs[0][p.outs[0]].irrep for p in paths}
             missing = [t.irrep for t in outs[0] if t.irrep not in reached]
             if missing:
-                self.error("F051", f"output irreps {_sum(missing)} of `{data['outputs'][0]}` cannot be reached: "
+                self.error("F051", f"output irrep{'s' * (len(missing) > 1)} {_sum(missing)} of `{data['outputs'][0]}` "
+                           f"cannot be reached: "
                            f"{names} gives {_sum(reachable)}", span,
                            f"remove {_sum(missing)} from `{data['outputs'][0]}`, or add inputs that reach it")
         else:
@@ -133,23 +146,32 @@ class _Checker:
             for m in in_muls:
                 product *= m
             rule = None
+            out_name = data["outputs"][0]
             if mode == "none" and out_mul != product:
-                rule = (f"with no weights the output multiplicity is the product of the inputs' "
-                        f"({' x '.join(map(str, in_muls))} = {product}), not {out_mul}",
-                        f"use multiplicity {product}, or add weights: `[weights=uvw]`")
-            elif mode == "uvu" and (out_mul != in_muls[0] or (n > 2 and any(m != 1 for m in in_muls[1:]))):
-                rule = (f"`uvu` keeps the first input's channels: the output multiplicity must be {in_muls[0]}, "
-                        f"not {out_mul}" if out_mul != in_muls[0] else
-                        "n-ary `uvu` needs multiplicity 1 on every input but the first",
-                        "use `weights=uvw` to mix channels freely")
+                rule = (f"with no weights the output multiplicity is the product of the inputs': "
+                        f"{' x '.join(map(str, in_muls))} = {product}, not {out_mul}",
+                        f"use multiplicity {product} on that irrep, or add weights: `[weights=uvw]`")
+            elif mode == "uvu" and out_mul != in_muls[0]:
+                rule = (f"`weights=uvu` keeps the first input's channels: `{out_name}` needs multiplicity "
+                        f"{in_muls[0]} here, not {out_mul}",
+                        f"declare that irrep of `{out_name}` with multiplicity {in_muls[0]}, "
+                        "or use `weights=uvw` to mix channels freely")
+            elif mode == "uvu" and n > 2 and any(m != 1 for m in in_muls[1:]):
+                rule = ("n-ary `weights=uvu` needs multiplicity 1 on every input but the first "
+                        f"(here {', '.join(map(str, in_muls))})",
+                        "use `weights=uvw`, or give the other inputs multiplicity 1")
             elif mode == "uuu" and len(set(in_muls + [out_mul])) != 1:
-                rule = (f"`uuu` pairs channels one to one: every multiplicity must be equal "
-                        f"(here {', '.join(map(str, in_muls))} -> {out_mul})",
-                        "use `weights=uvw`, or make the multiplicities equal")
+                rule = (f"`weights=uuu` pairs channels one to one, so every multiplicity must be equal; "
+                        f"here they are {' x '.join(map(str, in_muls))} -> {out_mul}",
+                        "make the multiplicities equal, or use `weights=uvw` to mix channels freely")
             if rule:
-                terms = [str(ins[i][p.ins[i]]) for i in range(len(p.ins))]
-                self.error("F052", f"{rule[0]} (path {' x '.join(terms)} -> "
-                           f"{' , '.join(str(outs[i][k]) for i, k in enumerate(p.outs))})", span, rule[1])
+                if data["kind"] == "split":
+                    path = (f"{ins[0][p.ins[0]]} -> "
+                            f"{' , '.join(str(outs[i][k]) for i, k in enumerate(p.outs))}")
+                else:
+                    path = f"{' x '.join(str(ins[i][p.ins[i]]) for i in range(n))} -> {outs[0][p.outs[0]]}"
+                self.error("F052", rule[0], span, rule[1])
+                self.diagnostics[-1].notes.append((f"on the path {path}", None))
                 return
 
     # -- the whole diagram ------------------------------------------------------
@@ -160,9 +182,13 @@ class _Checker:
         if d.is_closed:
             for name, wire in d.wires.items():
                 if wire.producer is not None and len(wire.readers) > 1:
+                    reads = [(data["index"], port, data["arg_spans"][port]) for node, data in vertices
+                             for port, arg in enumerate(data["inputs"]) if arg == name]
+                    reads.sort(key=lambda r: (r[2].start, r[0], r[1]) if r[2] else (r[0], r[1]))
                     self.error("F037", f"in a closed diagram each wire joins two vertices, but `{name}` is read "
-                               f"{len(wire.readers)} times", wire.span,
-                               "declare one wire per connection")
+                               f"{len(reads)} times", reads[1][2],
+                               f"declare one wire per connection: `wire {name}2 : ...`, produced by its own vertex")
+                    self.diagnostics[-1].notes.append(("first read here", reads[0][2]))
             for node, data in vertices:
                 if data["external"]:
                     self.error("F043", "a closed diagram has no inputs, so its weights cannot be `external`",
@@ -172,10 +198,12 @@ class _Checker:
         graph.add_nodes_from(d.graph.nodes())
         if not nx.is_directed_acyclic_graph(graph):
             cycle = nx.find_cycle(graph)
-            node = next(n for n, _ in cycle if n in d.graph and d.graph.nodes[n]["kind"] not in ("input", "output"))
-            self.error("F038", "this open diagram has a cycle; only a closed diagram may loop", 
+            loop = [next(iter(d.graph.get_edge_data(u, v).values()))["wire"] for u, v in cycle]
+            node = max((u for u, _ in cycle), key=lambda n: d.graph.nodes[n].get("index", -1))
+            self.error("F038", f"this open diagram has a cycle: {' -> '.join(f'`{w}`' for w in loop + loop[:1])}",
                        d.graph.nodes[node]["call_span"],
-                       "an open diagram computes outputs from inputs: remove the loop, or the `in`/`out` wires")
+                       "an open diagram computes its outputs from its inputs, so wires cannot loop back; "
+                       "only a closed diagram (no `in`, no `out`) may loop")
         for node, data in vertices:
             if data["kind"] == "split":
                 self.error("F039", "`split` is supported in closed diagrams only (in version 1)", data["call_span"],
@@ -184,7 +212,7 @@ class _Checker:
     def unused(self) -> None:
         d = self.d
         for name, wire in d.wires.items():
-            if wire.kind == "out" or wire.readers:
+            if wire.kind == "out" or wire.readers or wire.read_by_invalid or not wire.resolved:
                 continue
             if wire.kind == "in":
                 self.error("F061", f"input `{name}` is never read", wire.span,

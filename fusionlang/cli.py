@@ -31,7 +31,7 @@ def _report(analyses: list[Analysis], fmt: str, out=sys.stderr) -> bool:
             if fmt == "json":
                 print(d.to_json(), file=sys.stdout)
             else:
-                print(d.render(a.source) + "\n", file=out)
+                print(d.render(a.shown_source) + "\n", file=out)
     return errors
 
 

@@ -64,25 +64,43 @@ class Diagnostic:
         return json.dumps(self.to_dict(), sort_keys=False)
 
     def render(self, source: str | None) -> str:
-        """rustc-style text: header, location, the line as written, carets, help."""
+        """rustc-style text: header, location, the line as written, carets, notes, help.
+
+        A note with a span (such as "first defined here") is shown as a second
+        excerpt marked with `-`; a note without one as `= note:`.
+        """
         lines = [f"{self.severity}[{self.code}]: {self.message}"]
+        spans = [s for s in [self.span] + [s for _, s in self.notes] if s is not None]
+        pad = " " * max([len(str(s.line)) for s in spans] + [1])   # one gutter width for the whole message
         if self.span is None:
-            lines.append(f"  --> {self.file}")
+            lines.append(f"{pad}--> {self.file}")
         else:
-            lines.append(f"  --> {self.file}:{self.span.line}:{self.span.column}")
-            lines.extend(_excerpt(source, self.span))
+            lines.append(f"{pad}--> {self.file}:{self.span.line}:{self.span.column}")
+            lines.extend(_excerpt(source, self.span, "^", pad))
         for text, span in self.notes:
-            where = f" ({self.file}:{span.line}:{span.column})" if span else ""
-            lines.append(f"   = note: {text}{where}")
+            if span is None:
+                lines.append(f"{pad} = note: {text}")
         if self.help:
-            lines.append(f"   = help: {self.help}")
+            lines.append(f"{pad} = help: {self.help}")
+        for text, span in self.notes:
+            if span is not None:
+                lines.append(f"note: {text}")
+                lines.append(f"{pad}--> {self.file}:{span.line}:{span.column}")
+                lines.extend(_excerpt(source, span, "-", pad))
         return "\n".join(lines)
 
 
 MAX_SHOWN_LINE = 160
 
 
-def _excerpt(source: str | None, span: Span) -> list[str]:
+def _printable(ch: str) -> str:
+    """One shown character per source character, so carets stay aligned."""
+    if ch == "\t":
+        return " "
+    return ch if ch.isprintable() else "?"
+
+
+def _excerpt(source: str | None, span: Span, mark: str = "^", gutter: str = " ") -> list[str]:
     if source is None:
         return []
     text_lines = source.split("\n")
@@ -99,12 +117,11 @@ def _excerpt(source: str | None, span: Span) -> list[str]:
         raw = ("..." if offset else "") + raw[offset:offset + MAX_SHOWN_LINE] + "..."
         shift = 3 if offset else 0
         start, end = start - offset + shift, min(end - offset + shift, len(raw))
-    gutter = " " * len(str(span.line))
-    shown = raw.expandtabs(1).replace("\x00", "?")
+    shown = "".join(_printable(ch) for ch in raw).rstrip()
     return [
         f"{gutter} |",
-        f"{span.line} | {shown}",
-        f"{gutter} | {' ' * start}{'^' * max(1, end - start)}",
+        f"{span.line:>{len(gutter)}} | {shown}".rstrip(),
+        f"{gutter} | {' ' * start}{mark * max(1, end - start)}",
     ]
 
 

@@ -17,6 +17,14 @@ class Analysis:
     program: Program | None = None
     diagrams: list[Diagram] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    raw: bytes | None = field(default=None, repr=False)   # the bytes, when they are not valid text
+
+    @property
+    def shown_source(self) -> str | None:
+        """The text to quote in diagnostics (a lossy decoding when the file is not UTF-8)."""
+        if self.source is not None:
+            return self.source
+        return self.raw.decode("utf-8", "replace") if self.raw is not None else None
 
     @property
     def ok(self) -> bool:
@@ -55,7 +63,7 @@ def read_source(path: str | Path) -> bytes:
 def analyze_bytes(data: bytes, file: str) -> Analysis:
     text, diagnostics = decode_source(data, file)
     if text is None:
-        return Analysis(None, file, diagnostics=diagnostics)
+        return Analysis(None, file, diagnostics=diagnostics, raw=data)
     return analyze(text, file)
 
 

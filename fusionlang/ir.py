@@ -8,8 +8,10 @@ graph attributes
     wires     {name: Wire}              span     the diagram's Span
 nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
-    "v<k>"                              kind "fuse" | "split" | "linear", inputs, outputs
-                                        (wire names, in argument order), weights, external, span
+    "v<k>"                              kind "fuse" | "split" | "linear", index (written order), inputs,
+                                        outputs (wire names, in argument order), weights, external,
+                                        span (the statement), call_span, options_span,
+                                        arg_spans / target_spans (one Span per input / output name)
 edges  producer -> reader, one per read (key "<wire>@<port>")
     wire, irreps, src_port (index among the producer's outputs), dst_port (argument index)
 
@@ -45,6 +47,10 @@ class Wire:
     readers: list[str] = field(default_factory=list)
     resolved: bool = True        # False when its irreps expression had errors
     produced_span: Span | None = None
+    # Set when a vertex that reads / produces the wire had errors and was left out of the
+    # graph: follow-on diagnostics (never read, never produced) are then suppressed.
+    read_by_invalid: bool = False
+    produced_by_invalid: bool = False
 
 
 class Diagram:
@@ -148,7 +154,9 @@ class _Lowering:
             try:
                 return Irreps([MulIrrep(1, self.group.parse_label(atom.text))])
             except LabelError as exc:
-                self.error("F020", exc.message, atom.span, exc.help)
+                help = exc.help or (f"l and j are at most {MAX_TWO_J // 2}; see docs/limits.md"
+                                    if "limit" in exc.message else None)
+                self.error("F020", exc.message, atom.span, help)
                 return None
         if isinstance(atom, NameRef):
             if atom.name not in self.lets:
@@ -178,8 +186,8 @@ class _Lowering:
         program = self.program
         gname = program.group.name
         if gname not in GROUPS:
-            close = suggest(gname, GROUPS) or {"SO3": "SO3", "SU2": "SU2"}.get(gname.upper().replace("(", ""))
-            self.error("F010", f"unknown group `{gname}`", program.group.span,
+            close = suggest(gname, GROUPS)
+            self.error("F010", f"unknown group `{_clip(gname)}`", program.group.span,
                        f"did you mean `{close}`? The groups are O3, SO3 and SU2" if close
                        else "the groups are O3, SO3 and SU2")
             return []
@@ -242,6 +250,14 @@ class _Lowering:
             node = f"v{index}"
             vertex = self.vertex(call, targets, wires, node)
             if vertex is None:
+                for arg in call.args:
+                    # A misspelt argument most likely meant its did-you-mean wire.
+                    meant = arg.name if arg.name in wires else suggest(arg.name, wires)
+                    if meant is not None:
+                        wires[meant].read_by_invalid = True
+                for target in targets:
+                    if target.name in wires and wires[target.name].producer is None:
+                        wires[target.name].produced_by_invalid = True
                 continue
             index += 1
             g.add_node(node, index=index - 1, span=stmt.span, call_span=call.span, **vertex)
@@ -262,21 +278,29 @@ class _Lowering:
             if wire.producer is not None:
                 g.add_edge(wire.producer, f"out:{name}", key=f"{name}@0", wire=name, irreps=wire.irreps,
                            src_port=g.nodes[wire.producer].get("outputs", [name]).index(name), dst_port=0)
-        for node, data in g.nodes(data=True):
-            if data["kind"] not in OPERATIONS:
-                continue
+        unproduced: set[str] = set()
+        for node, data in self._in_order(g):
             for arg_ident in data["arg_idents"]:
                 wire = wires.get(arg_ident.name)
-                if wire is not None and wire.producer is None:
+                if wire is not None and wire.producer is None and not wire.produced_by_invalid \
+                        and wire.name not in unproduced:
+                    unproduced.add(wire.name)
                     self.error("F035", f"wire `{arg_ident.name}` is read here but nothing produces it",
-                               arg_ident.span, f"produce it: `{arg_ident.name} = fuse(...)`, or declare it with `in`")
+                               arg_ident.span, f"produce it with a vertex: `{arg_ident.name} = fuse(a, b)`, "
+                               f"or make it an input: `in {arg_ident.name} : IRREPS`")
+                    self.diagnostics[-1].notes.append(("declared here", wire.span))
         for name in g.graph["outputs"]:
-            if wires[name].producer is None:
+            if wires[name].producer is None and not wires[name].produced_by_invalid:
                 self.error("F034", f"output `{name}` is never produced", wires[name].span,
                            f"add a vertex such as `{name} = fuse(a, b)`")
         for node, data in g.nodes(data=True):
             data.pop("arg_idents", None)
         return Diagram(g)
+
+    @staticmethod
+    def _in_order(g):
+        return sorted(((n, d) for n, d in g.nodes(data=True) if d["kind"] in OPERATIONS),
+                      key=lambda nd: nd[1]["index"])
 
     def vertex(self, call, targets, wires, node) -> dict | None:
         op = call.op.name
@@ -308,7 +332,7 @@ class _Lowering:
             elif wire.producer is not None:
                 self.error("F032", f"wire `{target.name}` is produced twice", target.span,
                            "every wire has exactly one producer: rename one of the outputs")
-                self.diagnostics[-1].notes.append(("first produced by the statement at", wires[target.name].produced_span))
+                self.diagnostics[-1].notes.append(("first produced here", wires[target.name].produced_span))
                 ok = False
         for arg in call.args:
             if arg.name not in wires:
@@ -321,9 +345,10 @@ class _Lowering:
             return None
         for target in targets:
             wires[target.name].producer = node
-            wires[target.name].produced_span = call.span
+            wires[target.name].produced_span = target.span
         return dict(kind=op, inputs=[a.name for a in call.args], outputs=[t.name for t in targets],
-                    arg_idents=list(call.args), **options)
+                    arg_idents=list(call.args), arg_spans=[a.span for a in call.args],
+                    target_spans=[t.span for t in targets], **options)
 
     def options(self, call, op) -> dict | None:
         seen: dict[str, object] = {}

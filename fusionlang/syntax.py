@@ -205,6 +205,7 @@ def parse(text: str, file: str = "<input>") -> Program:
                                       None, "split the diagrams into several files", file=file)])
     code_only = _COMMENT.sub(lambda m: " " * len(m.group()), text)
     _check_nesting(code_only, file)
+    _check_group_call(code_only, file)
     if not code_only.strip():
         raise ParseFailed([Diagnostic("F002", "the file is empty: a .fus file starts with `group O3`, "
                                       "`group SO3` or `group SU2`", Span(1, 1, 1, 1),
@@ -220,6 +221,23 @@ def parse(text: str, file: str = "<input>") -> Program:
     if builder.diagnostics:
         raise ParseFailed(builder.diagnostics)
     return program
+
+
+_GROUP_CALL = re.compile(r"\A\s*group\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*([0-9]+)\s*\)")
+_GROUP_NAMES = ("O3", "SO3", "SU2")
+
+
+def _check_group_call(code: str, file: str) -> None:
+    """`group O(3)` / `group SU(2)`: the textbook spelling, which the grammar cannot parse."""
+    m = _GROUP_CALL.match(code)
+    if not m:
+        return
+    written = code[m.start(1):m.end()]
+    guess = (m.group(1) + m.group(2)).upper()
+    span = _offset_span(code, m.start(1)).to(_offset_span(code, m.end() - 1))
+    help = (f"write `group {guess}` (no parentheses)" if guess in _GROUP_NAMES
+            else "the groups are O3, SO3 and SU2, written without parentheses")
+    raise ParseFailed([Diagnostic("F010", f"unknown group `{written}`", span, help, file=file)])
 
 
 def _check_nesting(code: str, file: str) -> None:
@@ -265,6 +283,10 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: st
             help = "statements need no semicolons: put each on its own line"
         elif ch in "*":
             help = "write a multiplicity glued to `x`, as in `16x0e`"
+        elif not ch.isascii() and (ch.isalpha() or ch.isdigit()):
+            help = "names are ASCII: letters `A-Z a-z`, digits and `_`"
+        elif ch in "-/." and text[max(0, exc.pos_in_stream - 1)].isdigit():
+            help = "irreps are written like `1o`, `2e` (O3), `1`, `2` (SO3) or `1/2`, `3/2` (SU2)"
         shown = repr(ch) if not ch.isprintable() or ch == " " else f"`{ch}`"
         return Diagnostic("F001", f"unexpected character {shown}", span, help, file=file)
     token = getattr(exc, "token", None)
@@ -286,6 +308,13 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: st
         help = "a .fus file starts with `group O3`, `group SO3` or `group SU2`"
     elif token.type == "LABEL" and "MULX" not in expected and re.fullmatch(r"[0-9]+", value):
         help = "write a multiplicity glued to `x`, as in `16x0e`"
+    elif token.type == "NAME" and re.fullmatch(r"x[0-9].*", value) and \
+            re.search(r"[0-9]\s+$", text[:token.start_pos or 0]):
+        help = f"write the multiplicity glued to its `x`, as in `16{value}`"
+    elif expected == {"LPAR"} and text[:token.start_pos or 0].rstrip().endswith("sh"):
+        help = "`sh` is a keyword: write `sh(L)` for spherical harmonics up to L, for example `sh(2)`"
+    elif token.type == "NAME" and {"COMMA", "RPAR"} <= set(expected):
+        help = "separate the arguments with `,`, as in `fuse(a, b)`"
     elif token.type == "NAME" and "EQUAL" in expected and "RPAR" not in expected:
         help = "a vertex is written `t = fuse(a, b)`"
     return Diagnostic("F001", f"unexpected {_describe_token(token)}; expected {_describe_expected(expected)}",
@@ -321,24 +350,33 @@ class _Builder:
         self.text = text
         self.file = file
         self.diagnostics: list[Diagnostic] = []
+        self.reported: set[str] = set()      # each bad name is reported once, where it first occurs
 
     def error(self, code, message, span, help=None):
         self.diagnostics.append(Diagnostic(code, message, span, help, file=self.file))
 
-    def ident(self, token: lark.Token) -> Ident:
+    def ident(self, token: lark.Token, keyword_ok: bool = False) -> Ident:
         span = _span_of(token)
         name = str(token)
+        if name in self.reported:
+            return Ident(name, span)
         if len(name) > MAX_NAME_LENGTH:
             self.error("F007", f"a name of {len(name):,} characters is over the limit of {MAX_NAME_LENGTH}",
                        span, "use a shorter name")
         elif name.startswith("__"):
-            self.error("F004", f"`{name}` starts with `__`, which is reserved", span,
+            self.error("F004", f"`{_clip(name)}` starts with `__`, which is reserved for generated code", span,
                        f"rename it, for example `{name.lstrip('_') or 'x'}`")
+        elif name in KEYWORDS and not keyword_ok:
+            self.error("F003", f"`{name}` is a keyword and cannot be used as a name", span,
+                       f"rename it, for example `{name}_` or `x_{name}`")
+        else:
+            return Ident(name, span)
+        self.reported.add(name)
         return Ident(name, span)
 
     def program(self, tree) -> Program:
         children = list(tree.children)
-        group = self.ident(children.pop(0).children[0])
+        group = self.ident(children.pop(0).children[0], keyword_ok=True)
         convention = None
         if children and getattr(children[0], "data", None) == "convention_decl":
             convention = self.ident(children.pop(0).children[0])
@@ -364,7 +402,7 @@ class _Builder:
 
     def call(self, tree) -> Call:
         op_tree, *rest = tree.children
-        op = self.ident(op_tree.children[0])
+        op = self.ident(op_tree.children[0], keyword_ok=True)
         args, options = [], []
         for child in rest:
             if isinstance(child, lark.Token):
@@ -405,6 +443,16 @@ class _Builder:
 
 
 def suggest(word: str, choices) -> str | None:
-    """The closest of choices to word, for did-you-mean help lines."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    """The closest of choices to word, for did-you-mean help lines (case differences first)."""
+    choices = list(choices)
+    if len(word) > MAX_NAME_LENGTH:
+        return None
+    folded = [c for c in choices if c.lower() == word.lower() and c != word]
+    if folded:
+        return folded[0]
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return match[0] if match else None
+
+
+def _clip(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
