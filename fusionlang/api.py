@@ -1,0 +1,50 @@
+"""The Python API of LANGUAGE.md section 8: compile_source / compile_file."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .diagnostics import Diagnostic, FusionError
+from .emit_torch import Namer, emit_module_source
+from .frontend import Analysis, analyze, analyze_file
+from .plan import PLAN_BATCH, Plan, plan_diagram
+
+
+@dataclass
+class CompiledProgram:
+    analysis: Analysis
+    plans: dict[str, Plan]
+    python: str
+    modules: dict[str, type] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def diagrams(self):
+        return self.analysis.diagrams
+
+    def _repr_svg_(self):
+        from .render import to_dot_file, svg_from_dot
+        return svg_from_dot(to_dot_file(self.analysis.diagrams))
+
+
+def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH) -> CompiledProgram:
+    if not analysis.ok:
+        raise FusionError([d for d in analysis.diagnostics if d.is_error], analysis.source)
+    open_diagrams = [d for d in analysis.diagrams if not d.is_closed]
+    plans = {d.name: plan_diagram(d, batch) for d in open_diagrams}
+    closed = [d.name for d in analysis.diagrams if d.is_closed]
+    python = emit_module_source(list(plans.values()), Path(analysis.file).name, closed)
+    namespace: dict = {"__name__": f"fusionlang_generated_{abs(hash(python)) % 10**8}"}
+    exec(compile(python, f"<fusionlang {analysis.file}>", "exec"), namespace)
+    modules = {name: namespace[Namer.safe(name)] for name in plans}
+    return CompiledProgram(analysis, plans, python, modules,
+                           [d for d in analysis.diagnostics if not d.is_error])
+
+
+def compile_source(text: str, file: str = "<input>") -> CompiledProgram:
+    """Parse, check, plan and generate; raises FusionError with every diagnostic on errors."""
+    return compile_analysis(analyze(text, file))
+
+
+def compile_file(path: str | Path) -> CompiledProgram:
+    return compile_analysis(analyze_file(path))

@@ -1,0 +1,249 @@
+"""Plan -> Python source: one torch.nn.Module per open diagram, straight-line and deterministic.
+
+The generated file imports only torch.  Constants (coupling tensors with the
+normalisation folded in) are float64 buffers built from their nonzero entries
+and cast to the input's dtype in forward, so `.double()` gives full float64
+precision and `.to(device)` moves everything.  Weights are flat parameters in
+e3nn's order (LANGUAGE.md section 6), sliced per contraction.
+"""
+from __future__ import annotations
+
+import keyword
+import math
+
+import numpy as np
+
+from . import __version__
+from .plan import Contraction, Plan, VertexPlan
+
+RESERVED = {"self", "torch", "batch", "dtype", "_constant", "super"}
+
+
+class Namer:
+    """Python names for wires and temporaries that collide with nothing."""
+
+    def __init__(self, taken):
+        self.used = set(RESERVED) | set(taken)
+
+    @staticmethod
+    def safe(name: str) -> str:
+        return name + "_" if keyword.iskeyword(name) or name in RESERVED else name
+
+    def fresh(self, stem: str, numbered: bool = True) -> str:
+        if not numbered and stem not in self.used:
+            self.used.add(stem)
+            return stem
+        k = 0
+        while f"{stem}_{k}" in self.used:
+            k += 1
+        self.used.add(f"{stem}_{k}")
+        return f"{stem}_{k}"
+
+
+def _floats(values) -> str:
+    return "[" + ", ".join(repr(float(v)) for v in values) + "]"
+
+
+def _ints(values) -> str:
+    return "[" + ", ".join(str(int(v)) for v in values) + "]"
+
+
+def _contiguous(index: np.ndarray) -> bool:
+    return len(index) > 0 and bool(np.all(np.diff(index) == 1))
+
+
+class _ModuleWriter:
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        d = plan.diagram
+        self.d = d
+        self.namer = Namer(Namer.safe(w) for w in d.wires)
+        self.var = {w: Namer.safe(w) for w in d.wires}
+        self.init: list[str] = []
+        self.body: list[str] = []
+        self.segment_vars: dict[tuple, str] = {}
+        self.buffers: set[str] = set()
+
+    def class_name(self) -> str:
+        return Namer.safe(self.d.name)
+
+    def write(self) -> str:
+        d, plan = self.d, self.plan
+        dims = {w: d.irreps(w).dim for w in d.wires}
+        ext = [v for v in plan.vertices if v.external and v.weight_numel]
+        args = [self.var[w] for w in d.inputs] + [self.weights_arg(v) for v in ext]
+        first = self.var[d.inputs[0]]
+        self.body.append(f"batch = {first}.shape[:-1]")
+        for w in d.inputs:
+            self.body.append(f"{self.var[w]} = {self.var[w]}.reshape(-1, {dims[w]})")
+        for v in ext:
+            arg = self.weights_arg(v)
+            self.body.append(f"{arg} = {arg}.reshape(-1, {v.weight_numel})")
+        self.body.append(f"dtype = {first}.dtype")
+        for v in plan.vertices:
+            self.vertex(v)
+        outs = [f"{self.var[w]}.reshape(batch + ({dims[w]},))" for w in d.outputs]
+        self.body.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
+        return self.render_class(args)
+
+    def weights_arg(self, v: VertexPlan) -> str:
+        return f"{self.var[v.outputs[0]]}_weights"
+
+    def render_class(self, args) -> str:
+        d, plan = self.d, self.plan
+        doc = [f'    """Diagram `{d.name}` (group {d.group_name}), compiled by fusionlang.', ""]
+        for kind, names in (("input", d.inputs), ("output", d.outputs)):
+            for w in names:
+                doc.append(f"    {kind:<6} {w} : {d.irreps(w)}  (dim {d.irreps(w).dim})")
+        for v in plan.vertices:
+            if v.external and v.weight_numel:
+                doc.append(f"    input  {self.weights_arg(v)} : [..., {v.weight_numel}] external weights")
+        doc.append(f"    paths: {plan.n_paths}, internal weights: {plan.weight_numel}")
+        doc.append('    """')
+        lines = [f"class {self.class_name()}(torch.nn.Module):", *doc, "",
+                 "    def __init__(self):", "        super().__init__()"]
+        lines += ["        " + line for line in self.init]
+        lines += ["", f"    def forward(self, {', '.join(args)}):"]
+        lines += ["        " + line if line else "" for line in self.body]
+        return "\n".join(lines) + "\n"
+
+    # -- pieces --------------------------------------------------------------
+
+    def buffer(self, stem: str, value: np.ndarray) -> str:
+        name = self.namer.fresh(stem)
+        flat = value.reshape(-1)
+        nz = np.flatnonzero(flat)
+        self.init.append(f"self.register_buffer({name!r}, _constant({tuple(value.shape)!r}, "
+                         f"{_ints(nz)}, {_floats(flat[nz])}))")
+        return f"self.{name}"
+
+    def index_buffer(self, stem: str, index: np.ndarray) -> str:
+        name = self.namer.fresh(stem)
+        self.init.append(f"self.register_buffer({name!r}, torch.tensor({_ints(index)}, dtype=torch.long), "
+                         "persistent=False)")
+        return f"self.{name}"
+
+    def segment(self, seg, irreps) -> str:
+        key = (seg.wire, seg.start, seg.end, seg.mul)
+        if key in self.segment_vars:
+            return self.segment_vars[key]
+        src = self.var[seg.wire]
+        name = self.namer.fresh(f"{src}_seg")
+        if len(seg.terms) == 1 or seg.mul == 1:
+            expr = f"{src}[:, {seg.start}:{seg.end}].reshape(-1, {seg.mul}, {seg.dim})"
+        else:
+            parts, start = [], seg.start
+            for t in seg.terms:
+                size = irreps[t].dim
+                parts.append(f"{src}[:, {start}:{start + size}].reshape(-1, {seg.mul}, {irreps[t].irrep.dim})")
+                start += size
+            expr = f"torch.cat([{', '.join(parts)}], dim=2)"
+        self.body.append(f"{name} = {expr}")
+        self.segment_vars[key] = name
+        return name
+
+    def vertex(self, v: VertexPlan) -> None:
+        d = self.d
+        data = d.graph.nodes[v.node]
+        out = v.outputs[0]
+        opts = f" [weights={v.mode}{', external' if v.external else ''}]" if v.kind == "fuse" else \
+            (" [external]" if v.external else "")
+        self.body += ["", f"# line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: "
+                      f"{len(v.paths)} paths, {len(v.contractions)} contractions"]
+        weights = None
+        if v.weight_numel:
+            if v.external:
+                weights = self.weights_arg(v)
+            else:
+                pname = self.namer.fresh(f"{self.var[out]}_weight", numbered=False)
+                self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
+                weights = self.namer.fresh("w")
+                self.body.append(f"{weights} = self.{pname}.to(dtype)")
+        partial: dict[int, list[str]] = {}
+        for c in v.contractions:
+            partial.setdefault(c.out_term, []).append(self.contraction(v, c, weights))
+        out_irreps = v.out_irreps
+        pieces = []
+        for term_index, term in enumerate(out_irreps):
+            terms = partial[term_index]
+            expr = " + ".join(terms)
+            pieces.append(f"({expr}).reshape(-1, {term.dim})" if len(terms) > 1 else f"{expr}.reshape(-1, {term.dim})")
+        if len(pieces) == 1:
+            self.body.append(f"{self.var[out]} = {pieces[0]}")
+        else:
+            self.body.append(f"{self.var[out]} = torch.cat([")
+            self.body += [f"    {p}," for p in pieces]
+            self.body.append("], dim=1)")
+
+    def contraction(self, v: VertexPlan, c: Contraction, weights: str | None) -> str:
+        d = self.d
+        operands = [self.segment(s, d.irreps(s.wire)) for s in c.segments]
+        scale = None
+        if v.kind == "linear":
+            scale = float(c.constant)
+        else:
+            operands.append(self.buffer(f"{self.var[v.outputs[0]]}_cg", c.constant) + ".to(dtype)")
+        if c.weight_index is not None:
+            idx = c.weight_index
+            if _contiguous(idx):
+                sel = f"{int(idx[0])}:{int(idx[-1]) + 1}"
+            else:
+                sel = self.index_buffer(f"{self.var[v.outputs[0]]}_index", idx)
+            shape = ", ".join(str(s) for s in c.weight_shape)
+            if v.external:
+                operands.append(f"{weights}[:, {sel}].reshape(-1, {shape})")
+            else:
+                operands.append(f"{weights}[{sel}].reshape({shape})")
+        # Replay the planner's pairwise order: each step pops its operands and appends the result.
+        names = list(operands)
+        result = None
+        for k, step in enumerate(c.steps):
+            args = [names.pop(i) for i in step.positions]
+            expr = f"torch.einsum({step.equation!r}, {', '.join(args)})"
+            if k == len(c.steps) - 1:
+                result = expr
+            else:
+                tmp = self.namer.fresh("t")
+                self.body.append(f"{tmp} = {expr}")
+                names.append(tmp)
+        if result is None:
+            result = f"torch.einsum({c.equation!r}, {', '.join(names)})"
+        if scale is not None and scale != 1.0:
+            result = f"{result} * {scale!r}"
+        name = self.namer.fresh(f"{self.var[v.outputs[0]]}_part")
+        paths = ", ".join(_path_text(d, v, k) for k in c.paths[:4]) + (" ..." if len(c.paths) > 4 else "")
+        self.body.append(f"{name} = {result}  # {paths}")
+        return name
+
+
+def _path_text(d, v: VertexPlan, k: int) -> str:
+    p = v.paths[k]
+    ins = " x ".join(str(d.irreps(w)[t].irrep) for w, t in zip(v.inputs, p.ins))
+    inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
+    return f"{ins}{inner} -> {d.irreps(v.outputs[0])[p.outs[0]].irrep}"
+
+
+HELPERS = '''
+
+def _constant(shape, flat_indices, values):
+    """A float64 tensor from its nonzero entries (coupling tensors are sparse)."""
+    out = torch.zeros(shape, dtype=torch.float64)
+    out.view(-1)[torch.tensor(flat_indices, dtype=torch.long)] = torch.tensor(values, dtype=torch.float64)
+    return out
+'''
+
+
+def emit_module_source(plans: list[Plan], source_name: str, closed: list[str] = ()) -> str:
+    header = [f"# Code generated by fusionlang {__version__} from {source_name}. DO NOT EDIT.",
+              f'"""PyTorch modules for the diagrams of {source_name}."""']
+    if closed:
+        header.append(f"# Closed diagrams (numbers, not modules; see `fusionc eval`): {', '.join(closed)}")
+    header.append("import torch")
+    parts = ["\n".join(header) + "\n" + HELPERS]
+    names = []
+    for plan in plans:
+        writer = _ModuleWriter(plan)
+        parts.append(writer.write())
+        names.append(writer.class_name())
+    parts.append(f"__all__ = {names!r}\n")
+    return "\n\n".join(parts)

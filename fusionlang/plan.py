@@ -1,0 +1,367 @@
+"""The planner: paths, weights, normalisation and contraction order for every vertex.
+
+A fuse vertex is evaluated as a few batched contractions instead of one per
+path.  Each input wire is cut into *segments*: maximal runs of terms with one
+multiplicity, viewed as ``[batch, mul, sum of irrep dims]`` (so ``sh(2)`` is a
+single ``[batch, 1, 9]`` operand).  Paths that read the same segments and
+write the same output term form one contraction::
+
+    out[z, channels, k] = sum  x_1[z, u1, i1] ... x_n[z, un, in] K[i1..in, p, k] W[p, u.., w]
+
+K stacks the paths' isometric coupling tensors (n-ary trees contracted ahead
+of time, normalisation folded in) and W their weights.  opt_einsum chooses the
+pairwise order from the real shapes, so one ``y1 (x) y2`` coupling feeds every
+path and weights meet the small CG tensor before the batch.  See docs/planner.md.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import opt_einsum as oe
+
+from .check import weight_mode
+from .coupling import cg
+from .groups import Group, Irrep, Irreps
+from .ir import Diagram
+from .paths import Path, vertex_paths
+
+PLAN_BATCH = 1024     # the batch size the contraction order is optimised for
+# What one more kernel call costs, in FLOPs, when choosing how to batch paths:
+# about 5 microseconds of eager dispatch on a CPU core doing ~20 GFLOP/s.
+OP_OVERHEAD_FLOPS = 100_000
+
+
+@dataclass(frozen=True)
+class Segment:
+    wire: str
+    index: int
+    terms: tuple[int, ...]      # term indices of the wire, consecutive
+    mul: int
+    dim: int                    # sum of the terms' irrep dimensions
+    start: int                  # offset of the first term in the flat wire
+    end: int
+
+    def offset(self, irreps: Irreps, term: int) -> int:
+        """Where a term's irrep components start inside the segment's last axis."""
+        return sum(irreps[t].irrep.dim for t in self.terms[: self.terms.index(term)])
+
+
+def segments(wire: str, irreps: Irreps, by_term: bool = False) -> list[Segment]:
+    """Maximal runs of equal multiplicity (or, with by_term, one segment per term)."""
+    out, start, k = [], 0, 0
+    while k < len(irreps):
+        j = k
+        while not by_term and j + 1 < len(irreps) and irreps[j + 1].mul == irreps[k].mul:
+            j += 1
+        terms = tuple(range(k, j + 1))
+        size = sum(irreps[t].dim for t in terms)
+        out.append(Segment(wire, len(out), terms, irreps[k].mul, sum(irreps[t].irrep.dim for t in terms),
+                           start, start + size))
+        start += size
+        k = j + 1
+    return out
+
+
+def segment_of(segs: list[Segment], term: int) -> Segment:
+    return next(s for s in segs if term in s.terms)
+
+
+@dataclass
+class Step:
+    """One pairwise contraction: operands at positions (i, j) of the current list -> appended."""
+    positions: tuple[int, ...]
+    equation: str
+
+
+@dataclass
+class Contraction:
+    """All paths of one vertex that read the same segments and write the same output term."""
+    out_term: int
+    segments: list[Segment]
+    equation: str                          # e.g. "zai,zbj,ijpk,pab->zak"
+    constant: np.ndarray                   # K (float64), normalisation folded in
+    weight_index: np.ndarray | None        # indices into the flat weight vector, or None
+    weight_shape: tuple[int, ...] | None   # W's shape without the batch axis
+    out_shape: tuple[int, ...]             # result shape without the batch axis
+    steps: list[Step] = field(default_factory=list)
+    flops: int = 0
+    paths: list[int] = field(default_factory=list)
+
+
+@dataclass
+class VertexPlan:
+    node: str
+    kind: str
+    mode: str                   # uvw | uvu | uuu | none | linear
+    inputs: list[str]
+    outputs: list[str]
+    out_irreps: Irreps | None
+    paths: list[Path]
+    coefficients: list[float]
+    weight_shapes: list[tuple[int, ...]]   # one per path, in the flat weight order
+    external: bool
+    contractions: list[Contraction]
+    flops: int
+    naive_flops: int
+    line: int
+
+    @property
+    def weight_numel(self) -> int:
+        return sum(math.prod(s) for s in self.weight_shapes)
+
+
+@dataclass
+class Plan:
+    diagram: Diagram
+    vertices: list[VertexPlan]
+    batch: int
+
+    @property
+    def flops(self) -> int:
+        return sum(v.flops for v in self.vertices)
+
+    @property
+    def naive_flops(self) -> int:
+        return sum(v.naive_flops for v in self.vertices)
+
+    @property
+    def weight_numel(self) -> int:
+        return sum(v.weight_numel for v in self.vertices if not v.external)
+
+    @property
+    def n_paths(self) -> int:
+        return sum(len(v.paths) for v in self.vertices)
+
+
+# ----------------------------------------------------------------------------- coupling tensors
+
+
+def coupling(group: Group, irreps: tuple[Irrep, ...], inner: tuple[Irrep, ...], out: Irrep) -> np.ndarray:
+    """The isometric coupling of a left-deep tree: [d1, ..., dn, d_out], real float64."""
+    return _coupling(group.name, irreps, inner, out)
+
+
+@lru_cache(maxsize=4096)
+def _coupling(group_name: str, irreps, inner, out) -> np.ndarray:
+    labels = list(inner) + [out]
+    acc = _real(cg(group_name, irreps[0], irreps[1], labels[0]))
+    for nxt, label in zip(irreps[2:], labels[1:]):
+        step = _real(cg(group_name, labels[labels.index(label) - 1], nxt, label))
+        acc = np.tensordot(acc, step, axes=([acc.ndim - 1], [0]))
+    acc.flags.writeable = False
+    return acc
+
+
+def _real(c: np.ndarray) -> np.ndarray:
+    # SU2's Condon–Shortley coefficients are real numbers stored as complex.
+    return np.ascontiguousarray(c.real) if np.iscomplexobj(c) else c
+
+
+# ----------------------------------------------------------------------------- weights and normalisation
+
+
+def path_weight_shape(mode: str, in_muls: list[int], out_mul: int) -> tuple[int, ...]:
+    if mode == "uvw":
+        return tuple(in_muls) + (out_mul,)
+    if mode == "uvu":
+        return tuple(in_muls)
+    if mode == "uuu":
+        return (in_muls[0],)
+    if mode == "linear":
+        return (in_muls[0], out_mul)
+    return ()
+
+
+def num_elements(mode: str, in_muls: list[int]) -> int:
+    """How many products each output component sums over (e3nn's element normalisation)."""
+    if mode == "uvw":
+        return math.prod(in_muls)
+    if mode == "uvu":
+        return math.prod(in_muls[1:])
+    if mode == "linear":
+        return in_muls[0]
+    return 1
+
+
+def coefficients(mode: str, kind: str, paths: list[Path], in_muls_of) -> list[float]:
+    if kind == "split":
+        return [1.0] * len(paths)
+    totals: dict[int, int] = {}
+    for p in paths:
+        totals[p.outs[0]] = totals.get(p.outs[0], 0) + num_elements(mode, in_muls_of(p))
+    return [1.0 / math.sqrt(totals[p.outs[0]]) if totals[p.outs[0]] else 1.0 for p in paths]
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxy"
+
+
+def _order(equation: str, shapes: list[tuple[int, ...]]):
+    optimize = "optimal" if len(shapes) <= 5 else "greedy"
+    path, info = oe.contract_path(equation, *shapes, shapes=True, optimize=optimize)
+    steps = [Step(tuple(c[0]), c[2]) for c in info.contraction_list]
+    return steps, int(info.opt_cost)
+
+
+def _naive_cost(equation: str, shapes: list[tuple[int, ...]]) -> int:
+    n = len(shapes)
+    if n == 1:
+        return int(math.prod(shapes[0]))
+    path = [(0, 1)] * (n - 1)
+    _, info = oe.contract_path(equation, *shapes, shapes=True, optimize=path)
+    return int(info.opt_cost)
+
+
+def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int) -> VertexPlan:
+    group = diagram.group
+    kind, mode = data["kind"], weight_mode(data, diagram)
+    ins = [diagram.irreps(w) for w in data["inputs"]]
+    outs = [diagram.irreps(w) for w in data["outputs"]]
+    paths = vertex_paths(group, kind, ins, outs)
+    line = data["span"].line if data.get("span") else 0
+    if kind == "split":
+        # Only in closed diagrams (check.py), which the reference evaluator handles; no kernel.
+        return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], None, paths,
+                          [1.0] * len(paths), [], False, [], 0, 0, line)
+
+    def in_muls_of(p: Path) -> list[int]:
+        return [ins[r][t].mul for r, t in enumerate(p.ins)]
+
+    coeffs = coefficients(mode, kind, paths, in_muls_of)
+    shapes = [path_weight_shape(mode, in_muls_of(p), outs[0][p.outs[0]].mul) for p in paths]
+    offsets = list(np.cumsum([0] + [math.prod(s) for s in shapes]))
+    best = None
+    # Batch paths by runs of equal multiplicity or term by term, input by input: the cheapest wins.
+    choices = [(True,)] if kind == "linear" else itertools.product((False, True), repeat=len(ins))
+    for by_term in choices:
+        segs = [segments(w, irreps, t) for w, irreps, t in zip(data["inputs"], ins, by_term)]
+        contractions = _group_contractions(group, kind, mode, ins, outs[0], segs, paths, coeffs, shapes,
+                                           offsets, data["external"], batch)
+        cost = sum(c.flops + OP_OVERHEAD_FLOPS * max(1, len(c.steps)) for c in contractions)
+        if best is None or cost < best[0]:
+            best = (cost, contractions)
+    contractions = best[1]
+    naive = sum(_naive_path_cost(kind, mode, ins, outs[0], p, shapes[k], data["external"], batch)
+                for k, p in enumerate(paths))
+    flops = sum(c.flops for c in contractions)
+    return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
+                      data["external"], contractions, flops, naive, line)
+
+
+def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes, offsets, external, batch):
+    groups: dict[tuple, list[int]] = {}
+    for k, p in enumerate(paths):
+        key = (p.outs[0], tuple(segment_of(segs[r], t).index for r, t in enumerate(p.ins)))
+        groups.setdefault(key, []).append(k)
+    contractions = []
+    for (out_term, seg_ids), members in sorted(groups.items()):
+        chosen = [segs[r][s] for r, s in enumerate(seg_ids)]
+        c = _contraction(group, kind, mode, ins, out, chosen, out_term, [paths[k] for k in members],
+                         [coeffs[k] for k in members], [shapes[k] for k in members],
+                         [offsets[k] for k in members], external, batch)
+        c.paths = members
+        contractions.append(c)
+    return contractions
+
+
+def _channel_letters(mode: str, n: int) -> list[str]:
+    return ["a"] * n if mode == "uuu" else [_LETTERS[r] for r in range(n)]
+
+
+def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch):
+    n = len(segs)
+    d_out = out[out_term].irrep.dim
+    out_mul = out[out_term].mul
+    if kind == "linear":
+        # One input term per path (segments are single terms): x[z, u, k] W[u, w] -> [z, w, k], scaled.
+        (p,), (c,) = paths, coeffs
+        eq = "zak,zaw->zwk" if external else "zak,aw->zwk"
+        op_shapes = [(batch, segs[0].mul, d_out), ((batch,) if external else ()) + shapes[0]]
+        steps, flops = _order(eq, op_shapes)
+        index = offsets[0] + np.arange(math.prod(shapes[0]))
+        return Contraction(out_term, segs, eq, np.array(c), index.astype(np.int64), shapes[0],
+                           (out_mul, d_out), steps, flops)
+    # fuse
+    P = len(paths)
+    idx = [_LETTERS[8 + r] for r in range(n)]          # i, j, k, ... irrep components
+    chan = _channel_letters(mode, n)
+    K = np.zeros(tuple(s.dim for s in segs) + (P, d_out))
+    for q, (p, c) in enumerate(zip(paths, coeffs)):
+        irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
+        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c
+        where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
+                      for r, s in enumerate(segs))
+        K[where + (q, slice(None))] += block
+    x_terms = [f"z{chan[r]}{idx[r]}" for r in range(n)]
+    x_shapes = [(batch, s.mul, s.dim) for s in segs]
+    zw = "z" if external else ""
+    if mode == "none":
+        K = K.sum(axis=-2)
+        eq = ",".join(x_terms + ["".join(idx) + "o"]) + "->z" + "".join(chan) + "o"
+        op_shapes = x_shapes + [K.shape]
+        weight_shape, out_shape = None, tuple(s.mul for s in segs) + (d_out,)
+    else:
+        wl = {"uvw": "p" + "".join(chan) + "w", "uvu": "p" + "".join(chan), "uuu": "pa"}[mode]
+        res = {"uvw": "zwo", "uvu": "z" + chan[0] + "o", "uuu": "zao"}[mode]
+        eq = ",".join(x_terms + ["".join(idx) + "po", zw + wl]) + "->" + res
+        weight_shape = (P,) + shapes[0]
+        op_shapes = x_shapes + [K.shape, ((batch,) if external else ()) + weight_shape]
+        out_shape = (out_mul, d_out)
+    steps, flops = _order(eq, op_shapes)
+    index = None
+    if mode != "none":
+        index = np.concatenate([off + np.arange(math.prod(s)) for off, s in zip(offsets, shapes)]).astype(np.int64)
+    return Contraction(out_term, segs, eq, K, index, weight_shape, out_shape, steps, flops)
+
+
+def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> int:
+    """The cost of this path alone, contracted left to right (one einsum per path, no sharing)."""
+    n = len(p.ins)
+    d = [ins[r][t].irrep.dim for r, t in enumerate(p.ins)]
+    muls = [ins[r][t].mul for r, t in enumerate(p.ins)]
+    d_out = out[p.outs[0]].irrep.dim
+    if kind == "linear":
+        eq = "zuk,uw->zwk" if not external else "zuk,zuw->zwk"
+        return _naive_cost(eq, [(batch, muls[0], d_out), ((batch,) if external else ()) + wshape])
+    idx = [_LETTERS[8 + r] for r in range(n)]
+    chan = _channel_letters(mode, n)
+    x = [f"z{chan[r]}{idx[r]}" for r in range(n)]
+    shapes = [(batch, muls[r], d[r]) for r in range(n)] + [tuple(d) + (d_out,)]
+    if mode == "none":
+        eq = ",".join(x + ["".join(idx) + "o"]) + "->z" + "".join(chan) + "o"
+    else:
+        wl = {"uvw": "".join(chan) + "w", "uvu": "".join(chan), "uuu": "a"}[mode]
+        res = {"uvw": "zwo", "uvu": "z" + chan[0] + "o", "uuu": "zao"}[mode]
+        eq = ",".join(x + ["".join(idx) + "o", ("z" if external else "") + wl]) + "->" + res
+        shapes.append(((batch,) if external else ()) + wshape)
+    return _naive_cost(eq, shapes)
+
+
+def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH) -> Plan:
+    """Plan every vertex of a checked open diagram, in an order where inputs come first."""
+    order = _topological_vertices(diagram)
+    return Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch) for n in order], batch)
+
+
+def _topological_vertices(diagram: Diagram) -> list[str]:
+    import networkx as nx
+    g = nx.DiGraph()
+    written = {n: d["index"] for n, d in diagram.vertices()}
+    g.add_nodes_from(written)
+    for u, v in diagram.graph.edges():
+        if u in written and v in written:
+            g.add_edge(u, v)
+    if not nx.is_directed_acyclic_graph(g):
+        return sorted(written, key=written.get)
+    return list(nx.lexicographical_topological_sort(g, key=lambda n: written[n]))
+
+
+def plan_steps(diagram: Diagram) -> dict[str, int]:
+    """Vertex node id -> its 1-based step in evaluation order (for render --plan)."""
+    return {v.node: k + 1 for k, v in enumerate(plan_diagram(diagram).vertices)}

@@ -1,0 +1,220 @@
+"""A slow, obviously correct evaluator: the oracle for the code generator and `fusionc eval`.
+
+Every vertex becomes one dense tensor over the full components of its wires
+(channels and irreps, mul_ir layout), built path by path straight from the
+definitions in LANGUAGE.md sections 4 and 6; nothing is shared with the
+planner except the paths' enumeration and the coupling coefficients.  Open
+diagrams are evaluated in dataflow order in float64/complex128; closed
+diagrams are contracted as tensor networks, numerically or exactly (sympy).
+
+Limits: dense tensors have the product of the wire dimensions as their size,
+so keep the vertex tensors under ~10^7 entries (e.g. 32x(0e+1o+2e) x sh(2)
+-> 32x(0e+1o+2e) is 746,496 entries).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import opt_einsum as oe
+
+from .check import weight_mode
+from .coupling import cg, cg_exact
+from .ir import Diagram
+from .paths import Path, vertex_paths
+
+MAX_DENSE_ENTRIES = 50_000_000
+
+
+def _iso(group_name, irreps, inner, out, exact=False):
+    """The isometric coupling of a left-deep tree, by explicit contraction of binary CG tensors."""
+    get = cg_exact if exact else cg
+    labels = list(inner) + [out]
+    acc = np.array(get(group_name, irreps[0], irreps[1], labels[0]).tolist(), dtype=object if exact else None)
+    if not exact:
+        acc = np.real_if_close(np.asarray(get(group_name, irreps[0], irreps[1], labels[0])))
+    for r in range(2, len(irreps)):
+        nxt = get(group_name, labels[r - 2], irreps[r], labels[r - 1])
+        nxt = np.array(nxt.tolist(), dtype=object) if exact else np.real_if_close(np.asarray(nxt))
+        acc = np.tensordot(acc, nxt, axes=([acc.ndim - 1], [0]))
+    return acc
+
+
+def _coefficient(mode: str, kind: str, paths: list[Path], p: Path, in_muls) -> float:
+    """e3nn's component/element normalisation: 1/sqrt(products summed into each output component)."""
+    if kind == "split":
+        return 1.0
+
+    def elements(q):
+        m = in_muls(q)
+        return {"uvw": math.prod(m), "uvu": math.prod(m[1:]), "linear": m[0]}.get(mode, 1)
+    total = sum(elements(q) for q in paths if q.outs[0] == p.outs[0])
+    return 1.0 / math.sqrt(total)
+
+
+def weight_layout(diagram: Diagram, node: str) -> list[tuple[int, ...]]:
+    """The shape of each path's weights, in the flat (e3nn) order."""
+    data = diagram.graph.nodes[node]
+    mode = weight_mode(data, diagram)
+    ins = [diagram.irreps(w) for w in data["inputs"]]
+    outs = [diagram.irreps(w) for w in data["outputs"]]
+    shapes = []
+    for p in vertex_paths(diagram.group, data["kind"], ins, outs):
+        m = [ins[r][t].mul for r, t in enumerate(p.ins)]
+        o = outs[0][p.outs[0]].mul
+        shapes.append({"uvw": tuple(m) + (o,), "uvu": tuple(m), "uuu": (m[0],), "linear": (m[0], o)}.get(mode, ()))
+    return shapes
+
+
+def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False) -> np.ndarray:
+    """Dense tensor of one vertex: [(batch,) D_in1, ..., D_inN, D_out] (fuse, linear) or [D_in, D_a, D_b] (split).
+
+    weights: the flat weight vector [numel], or [batch, numel] for external weights.
+    """
+    data = diagram.graph.nodes[node]
+    kind, mode = data["kind"], weight_mode(data, diagram)
+    ins = [diagram.irreps(w) for w in data["inputs"]]
+    outs = [diagram.irreps(w) for w in data["outputs"]]
+    paths = vertex_paths(diagram.group, kind, ins, outs)
+    batched = weights is not None and np.ndim(weights) == 2
+    lead = (np.shape(weights)[0],) if batched else ()
+    dims = [w.dim for w in ins] + [w.dim for w in outs]
+    if math.prod(dims) * (lead[0] if lead else 1) > MAX_DENSE_ENTRIES:
+        raise ValueError(f"vertex {node} is too large for the dense reference evaluator")
+    dtype = object if exact else (complex if diagram.group.is_complex and False else float)
+    T = np.zeros(lead + tuple(dims), dtype=dtype)
+    if exact:
+        T[...] = 0
+
+    def in_muls(q):
+        return [ins[r][t].mul for r, t in enumerate(q.ins)]
+
+    shapes = weight_layout(diagram, node)
+    offset = 0
+    for p, shape in zip(paths, shapes):
+        numel = math.prod(shape) if shape else 0
+        W = None
+        if numel:
+            W = np.asarray(weights)[..., offset:offset + numel].reshape(lead + shape)
+        offset += numel
+        c = _coefficient(mode, kind, paths, p, in_muls)
+        if kind == "linear":
+            ti, to = p.ins[0], p.outs[0]
+            d = ins[0][ti].irrep.dim
+            block = c * np.einsum("...uw,ik->...uiwk", W, np.eye(d))
+            _place(T, block, lead, [ins[0], outs[0]], [ti, to], [ins[0][ti].mul, outs[0][to].mul], d_list=[d, d])
+            continue
+        if kind == "split":
+            a, b = outs
+            irr = (a[p.outs[0]].irrep, b[p.outs[1]].irrep)
+            K = _iso(diagram.group_name, irr, (), ins[0][p.ins[0]].irrep, exact)      # [da, db, dt]
+            ma, mb, mt = a[p.outs[0]].mul, b[p.outs[1]].mul, ins[0][p.ins[0]].mul
+            delta = np.eye(ma * mb).reshape(ma, mb, mt).astype(K.dtype if not exact else object)
+            block = np.einsum("uvw,ijk->wkuivj", delta, K)                              # [t, a, b]
+            _place(T, block, lead, [ins[0], a, b], [p.ins[0], p.outs[0], p.outs[1]], [mt, ma, mb],
+                   d_list=[K.shape[2], K.shape[0], K.shape[1]])
+            continue
+        irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
+        out_term = outs[0][p.outs[0]]
+        K = _iso(diagram.group_name, irreps, p.inner, out_term.irrep, exact)            # [d1..dn, do]
+        m, o = in_muls(p), out_term.mul
+        n = len(m)
+        # Channel tensor C[u1..un, w]: how input channels map to output channels, times weights.
+        if mode == "none":
+            C = np.eye(math.prod(m)).reshape(tuple(m) + (o,))
+        elif mode == "uvw":
+            C = W
+        elif mode == "uvu":
+            C = np.einsum("...uv,uw->...uvw", W.reshape(lead + (m[0], -1)), np.eye(m[0])).reshape(lead + tuple(m) + (o,))
+        else:  # uuu: every input channel and the output channel equal
+            diag = np.zeros(tuple(m) + (o,))
+            for u in range(o):
+                diag[(u,) * (n + 1)] = 1.0
+            C = np.einsum("...u," + "abcdefgh"[:n + 1] + "->..." + "abcdefgh"[:n + 1], W, diag) \
+                if n + 1 <= 8 else None
+        if exact:
+            C = np.asarray(C, dtype=object)
+        letters_u = "abcdefg"[:n]
+        letters_i = "ijklmno"[:n]
+        spec = "..." + letters_u + "W," + letters_i + "K->..." + "".join(u + i for u, i in zip(letters_u, letters_i)) + "WK"
+        block = c * np.einsum(spec, C, K)
+        _place(T, block, lead, ins + [outs[0]], list(p.ins) + [p.outs[0]], m + [o],
+               d_list=list(K.shape))
+    return T
+
+
+def _place(T, block, lead, wires, terms, muls, d_list):
+    """Add block [(batch,) m1, d1, m2, d2, ...] into T at the wires' term slices."""
+    index = [slice(None)] * len(lead)
+    shape = list(lead)
+    for irreps, t, m, d in zip(wires, terms, muls, d_list):
+        start = sum(x.dim for x in irreps[:t])
+        index.append(slice(start, start + m * d))
+        shape.append(m * d)
+    T[tuple(index)] += block.reshape(shape)
+
+
+def evaluate(diagram: Diagram, inputs: dict, weights: dict | None = None) -> dict:
+    """Evaluate an open diagram. inputs: wire -> array [batch, dim]; weights: output wire -> flat weights.
+
+    Returns output wire -> array [batch, dim], in float64 (complex128 for SU2).
+    """
+    weights = weights or {}
+    values = {w: np.asarray(v) for w, v in inputs.items()}
+    pending = [n for n, _ in diagram.vertices()]
+    while pending:
+        for node in pending:
+            data = diagram.graph.nodes[node]
+            if all(w in values for w in data["inputs"]):
+                break
+        else:
+            raise ValueError("the diagram has a cycle: evaluate closed diagrams with evaluate_closed")
+        pending.remove(node)
+        T = vertex_tensor(diagram, node, weights.get(data["outputs"][0]))
+        args = [values[w] for w in data["inputs"]]
+        n = len(args)
+        letters = "abcdefgh"[:n]
+        batched_T = T.ndim == n + 2
+        spec = ",".join("z" + l for l in letters) + "," + ("z" if batched_T else "") + letters + "o->zo"
+        values[data["outputs"][0]] = oe.contract(spec, *args, T)
+    return {w: values[w] for w in diagram.outputs}
+
+
+def evaluate_closed(diagram: Diagram, exact: bool = False):
+    """The number a closed diagram denotes (a float, or a sympy expression when exact)."""
+    if not diagram.is_closed:
+        raise ValueError(f"diagram {diagram.name} is open")
+    symbols: dict[str, str] = {}
+    operands, specs = [], []
+    for node, data in diagram.vertices():
+        if weight_mode(data, diagram) != "none":
+            raise ValueError(f"diagram {diagram.name} has weights, so its value is not fixed")
+        wires = data["inputs"] + data["outputs"]
+        for w in wires:
+            symbols.setdefault(w, oe.get_symbol(len(symbols)))
+        specs.append("".join(symbols[w] for w in wires))
+        operands.append(vertex_tensor(diagram, node, exact=exact))
+    if not operands:
+        return 1
+    if exact:
+        import sympy
+        value = _exact_contract(specs, operands)
+        return sympy.nsimplify(sympy.simplify(value)) if not isinstance(value, int) else sympy.Integer(value)
+    return float(np.real(oe.contract(",".join(specs) + "->", *operands)))
+
+
+def _exact_contract(specs: list[str], operands: list[np.ndarray]):
+    """Contract object-dtype (sympy) tensors pairwise; numpy's tensordot works on objects."""
+    specs, operands = list(specs), list(operands)
+    while len(operands) > 1:
+        a, sa = operands.pop(0), specs.pop(0)
+        # pick the partner sharing most indices
+        k = max(range(len(specs)), key=lambda j: len(set(sa) & set(specs[j])))
+        b, sb = operands.pop(k), specs.pop(k)
+        shared = [c for c in sa if c in sb]
+        res = np.tensordot(a, b, axes=([sa.index(c) for c in shared], [sb.index(c) for c in shared]))
+        operands.append(res)
+        specs.append("".join(c for c in sa if c not in shared) + "".join(c for c in sb if c not in shared))
+    result = operands[0]
+    # Any index still present twice within one tensor is a self-loop: trace it.
+    return result.item() if result.ndim == 0 else result.sum()
