@@ -24,6 +24,7 @@ The visual legend (docs/rendering.md):
 from __future__ import annotations
 
 import html
+import math
 import os
 import shutil
 import subprocess
@@ -124,13 +125,54 @@ def _is_closed(diagram) -> bool:
     return not diagram.inputs and not diagram.outputs
 
 
-def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: str) -> list[str]:
+def closed_layout(diagram, radius: float = 1.6) -> dict[str, tuple[float, float]]:
+    """Fixed positions (inches) for the vertices of a closed network, so that it looks like itself.
+
+    Two vertices (the theta graph) sit side by side; a planar, biconnected
+    network gets a Tutte embedding (its largest face on a regular polygon,
+    every other vertex at the mean of its neighbours: the tetrahedron is a
+    triangle around its centre); anything else goes round a circle in
+    written order (the 9j network's hexagon).  Deterministic.
+    """
+    import networkx as nx
+    nodes = [n for n, _ in diagram.vertices()]
+    if len(nodes) <= 2:
+        return {n: (1.5 * radius * i, 0.0) for i, n in enumerate(nodes)}
+    simple = nx.Graph()
+    simple.add_nodes_from(nodes)
+    simple.add_edges_from(sorted((u, v) for u, v in diagram.graph.edges() if u != v and u in simple and v in simple))
+    outer = nodes
+    planar, embedding = nx.check_planarity(simple)
+    if planar and nx.is_biconnected(simple):
+        seen: set = set()
+        faces = []
+        for u, v in sorted(embedding.edges()):
+            if (u, v) not in seen:
+                faces.append(embedding.traverse_face(u, v, mark_half_edges=seen))
+        outer = max(faces, key=len)   # the first of the largest faces
+    k = len(outer)
+    pos = {n: (radius * math.cos(math.pi / 2 + 2 * math.pi * i / k), radius * math.sin(math.pi / 2 + 2 * math.pi * i / k))
+           for i, n in enumerate(outer)}
+    inner = [n for n in nodes if n not in pos]
+    if inner:   # Tutte: solve for barycentres (Gauss-Seidel; the graphs are tiny)
+        cur = {n: (0.0, 0.0) for n in inner}
+        for _ in range(500):
+            for n in inner:
+                nbrs = list(simple[n]) or [n]
+                pts = [pos.get(m, cur.get(m, (0.0, 0.0))) for m in nbrs]
+                cur[n] = (sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts))
+        pos.update(cur)
+    return {n: (round(x, 3) + 0.0, round(y, 3) + 0.0) for n, (x, y) in pos.items()}
+
+
+def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: str, pin: bool = False) -> list[str]:
     """Node and edge statements for one diagram; node ids are `prefix + IR node id`."""
     g = diagram.graph
     pid = lambda node: _q(prefix + node)  # noqa: E731
     lines: list[str] = []
     add = lambda s: lines.append(indent + s)  # noqa: E731
     steps = dict(plan_steps or {})
+    pinned = closed_layout(diagram) if pin and _is_closed(diagram) else {}
 
     # Terminals, in declaration order; each group on one rank.
     for kind, names, tag in (("input", diagram.inputs, "in"), ("output", diagram.outputs, "out")):
@@ -146,6 +188,8 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
     # Vertices, in written order.
     for node, data in diagram.vertices():
         attrs = [f"label={_vertex_label(data, diagram)}", _STYLE[data["kind"]]]
+        if node in pinned:
+            attrs.insert(0, f'pos="{pinned[node][0]:.3f},{pinned[node][1]:.3f}!"')
         if node in steps:
             attrs.append(f'xlabel=<<font color="#cc0000" point-size="10"><b>step {int(steps[node])}</b></font>>')
         add(f"{pid(node)} [{', '.join(attrs)}];")
@@ -168,6 +212,8 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
         src_data = g.nodes[src]
         if len(src_data.get("outputs", ())) > 1:
             attrs.append(f'taillabel=<<font point-size="8" color="#674ea7">{data["src_port"] + 1}</font>>')
+        if len(attrs) > 1:
+            attrs.append("labeldistance=1.6")
         if closed:
             attrs.append('color="#444444"')
         add(f"{pid(src)} -> {pid(dst)} [{', '.join(attrs)}];")
@@ -196,7 +242,9 @@ def to_dot(diagram, plan_steps: Mapping[str, int] | None = None) -> str:
     lines = [f"digraph {_q(diagram.name)} {{"]
     lines += ["    " + s for s in _HEADER]
     lines.append(f"    label={_title(diagram)};")
-    lines += _body(diagram, plan_steps, "", "    ")
+    if _is_closed(diagram):   # a closed network: pinned positions (closed_layout), curved wires
+        lines.append("    layout=neato; splines=true; overlap=true;")
+    lines += _body(diagram, plan_steps, "", "    ", pin=True)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
