@@ -1,2 +1,171 @@
+"""fusionc subcommands beyond check/fmt: compile, plan, verify, eval, render, build."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
 from .render import register_cli as _render
-REGISTER = [_render]
+
+
+def _cli():
+    from . import cli
+    return cli
+
+
+def _compiled(path: str):
+    from .api import compile_analysis
+    cli = _cli()
+    analysis = cli._load_checked(path)
+    if analysis is None:
+        return None
+    return compile_analysis(analysis)
+
+
+# -- compile ------------------------------------------------------------------
+
+def cmd_compile(args) -> int:
+    cli = _cli()
+    program = _compiled(args.file)
+    if program is None:
+        return cli.EXIT_ERRORS
+    out = Path(args.output) if args.output else Path(args.file).with_suffix(".py")
+    try:
+        out.write_text(program.python, encoding="utf-8")
+    except OSError as exc:
+        raise cli.UsageError(f"{out}: {exc.strerror or exc}") from None
+    names = ", ".join(program.modules) or "no open diagrams"
+    print(f"wrote {out} ({names})", file=sys.stderr)
+    return cli.EXIT_OK
+
+
+# -- plan -----------------------------------------------------------------------
+
+def format_plan(program, verbose: bool = False) -> str:
+    from .plan import OP_OVERHEAD_FLOPS
+    lines = []
+    for name, plan in program.plans.items():
+        d = plan.diagram
+        lines.append(f"diagram {name} ({d.group_name}), batch {plan.batch}: {plan.n_paths} paths, "
+                     f"{plan.weight_numel} weights")
+        for step, v in enumerate(plan.vertices, 1):
+            ext = ", external" if v.external else ""
+            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({', '.join(v.inputs)}) [{v.mode}{ext}]  "
+                         f"(line {v.line})")
+            lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, contractions {len(v.contractions)}, "
+                         f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,})")
+            if verbose:
+                for k in range(len(v.paths)):
+                    from .emit_torch import _path_text
+                    lines.append(f"      path {k}: {_path_text(d, v, k)}")
+            for c in v.contractions:
+                order = " ; ".join(s.equation for s in c.steps)
+                lines.append(f"      -> term {c.out_term}: {len(c.paths)} path(s)  {c.equation}  order: {order}")
+        ratio = plan.naive_flops / plan.flops if plan.flops else float("nan")
+        lines.append(f"  total FLOPs {plan.flops:,} vs naive {plan.naive_flops:,} ({ratio:.2f}x)")
+        lines.append("")
+    closed = [d.name for d in program.analysis.diagrams if d.is_closed]
+    if closed:
+        lines.append(f"closed diagrams (no plan; see `fusionc eval`): {', '.join(closed)}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def cmd_plan(args) -> int:
+    from .api import compile_analysis
+    cli = _cli()
+    analysis = cli._load_checked(args.file)
+    if analysis is None:
+        return cli.EXIT_ERRORS
+    if args.batch < 1:
+        raise cli.UsageError("--batch must be at least 1")
+    program = compile_analysis(analysis, batch=args.batch)
+    sys.stdout.write(format_plan(program, args.verbose))
+    return cli.EXIT_OK
+
+
+# -- verify ---------------------------------------------------------------------
+
+def cmd_verify(args) -> int:
+    from .verify import TOLERANCE, equivariance_error
+    cli = _cli()
+    program = _compiled(args.file)
+    if program is None:
+        return cli.EXIT_ERRORS
+    status = cli.EXIT_OK
+    for name, cls in program.modules.items():
+        err = equivariance_error(cls(), program.plans[name].diagram, program.plans[name], trials=args.trials)
+        ok = err <= TOLERANCE
+        status = status if ok else cli.EXIT_ERRORS
+        print(f"{name:<24} worst equivariance error {err:.2e}  {'ok' if ok else 'FAILED'}")
+    if not program.modules:
+        print("no open diagrams to verify")
+    return status
+
+
+# -- eval -----------------------------------------------------------------------
+
+def cmd_eval(args) -> int:
+    from .reference import evaluate_closed
+    cli = _cli()
+    analysis = cli._load_checked(args.file)
+    if analysis is None:
+        return cli.EXIT_ERRORS
+    names = [d.name for d in analysis.diagrams]
+    if args.diagram not in names:
+        raise cli.UsageError(f"no diagram `{args.diagram}` in {args.file}; it has {', '.join(names) or 'none'}")
+    diagram = analysis.diagram(args.diagram)
+    if not diagram.is_closed:
+        print(f"error: diagram `{args.diagram}` is open (it has inputs or outputs), so it is a map, not a number; "
+              f"`fusionc eval` needs a closed diagram\n  help: compile it with `fusionc compile` instead",
+              file=sys.stderr)
+        return cli.EXIT_ERRORS
+    try:
+        exact = evaluate_closed(diagram, exact=True)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return cli.EXIT_ERRORS
+    print(f"{args.diagram} = {exact}")
+    print(f"{args.diagram} ~ {float(exact)!r}")
+    return cli.EXIT_OK
+
+
+# -- build: the main job ----------------------------------------------------------
+
+def cmd_build(args) -> int:
+    from .build import build_all
+    cli = _cli()
+    src = Path(args.directory)
+    if not src.is_dir():
+        raise cli.UsageError(f"{src}: not a directory")
+    return build_all(src, Path(args.output))
+
+
+def _register(sub, add_common) -> None:
+    p = sub.add_parser("compile", help="write a standalone PyTorch module per open diagram")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="OUT.py", help="output path (default: FILE with .py)")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("plan", help="paths, weights, contraction order and FLOPs per diagram")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--batch", type=int, default=1024, help="batch size to plan for (default 1024)")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every path")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("verify", help="compile, then check equivariance numerically")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--trials", type=int, default=4, help="random rotations per diagram (default 4)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("eval", help="exact value of a closed diagram")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--diagram", required=True, metavar="NAME")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("build", help="the main job: compile, render and verify every .fus file in a folder")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("-o", "--output", default="out", metavar="OUTDIR", help="where to write (default out/)")
+    p.set_defaults(func=cmd_build)
+
+
+REGISTER = [_render, _register]

@@ -149,8 +149,8 @@ def coupling(group: Group, irreps: tuple[Irrep, ...], inner: tuple[Irrep, ...], 
 def _coupling(group_name: str, irreps, inner, out) -> np.ndarray:
     labels = list(inner) + [out]
     acc = _real(cg(group_name, irreps[0], irreps[1], labels[0]))
-    for nxt, label in zip(irreps[2:], labels[1:]):
-        step = _real(cg(group_name, labels[labels.index(label) - 1], nxt, label))
+    for r in range(2, len(irreps)):
+        step = _real(cg(group_name, labels[r - 2], irreps[r], labels[r - 1]))
         acc = np.tensordot(acc, step, axes=([acc.ndim - 1], [0]))
     acc.flags.writeable = False
     return acc
