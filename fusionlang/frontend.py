@@ -1,6 +1,7 @@
 """The front end in one call: text -> AST -> IR -> checked IR, with every diagnostic."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,4 +69,10 @@ def analyze_bytes(data: bytes, file: str) -> Analysis:
 
 
 def analyze_file(path: str | Path) -> Analysis:
-    return analyze_bytes(read_source(path), str(path))
+    data = read_source(path)
+    if len(data) > MAX_SOURCE_BYTES:
+        size = os.path.getsize(path)
+        return Analysis(None, str(path), diagnostics=[Diagnostic(
+            "F005", f"the file is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,} ({MAX_SOURCE_BYTES // 2**20} MiB)",
+            None, "split the diagrams into several files (see docs/limits.md)", file=str(path))])
+    return analyze_bytes(data, str(path))

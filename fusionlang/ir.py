@@ -137,7 +137,8 @@ class _Lowering:
                 if t.mul * mul > 1 << 30:
                     ok = False
             if len(terms) > MAX_TERMS:
-                self.error("F022", f"the expression expands to more than {MAX_TERMS} terms", expr.span)
+                self.error("F022", f"the expression expands to more than {MAX_TERMS:,} terms", expr.span,
+                           "write repeated irreps with a multiplicity, as in `16x0e` for `0e + 0e + ...`")
                 return None
         if not ok:
             return None

@@ -171,19 +171,20 @@ class ParseFailed(Exception):
 def decode_source(data: bytes, file: str = "<input>") -> tuple[str | None, list[Diagnostic]]:
     """Bytes -> text, rejecting oversized, binary and non-UTF-8 input with a located error."""
     if len(data) > MAX_SOURCE_BYTES:
-        return None, [Diagnostic("F005", f"the file is {len(data):,} bytes; the limit is {MAX_SOURCE_BYTES:,}",
-                                 None, "split the diagrams into several files", file=file)]
+        return None, [Diagnostic("F005", f"the file is {len(data):,} bytes; the limit is {MAX_SOURCE_BYTES:,} "
+                                 f"({MAX_SOURCE_BYTES // 2**20} MiB)", None,
+                                 "split the diagrams into several files (see docs/limits.md)", file=file)]
     nul = data.find(b"\x00")
+    if nul >= 0:       # binary first: a binary file is rarely valid UTF-8 either
+        before = data[:nul].decode("utf-8", "replace")
+        return None, [Diagnostic("F008", "the file contains a NUL byte: it looks binary, not .fus text",
+                                 _offset_span(before, len(before)), "pass a .fus text file", file=file)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [Diagnostic("F008", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} "
                                  f"at offset {exc.start})", _offset_span(data[:exc.start].decode("utf-8", "replace"), exc.start),
                                  "save the file as UTF-8", file=file)]
-    if nul >= 0:
-        return None, [Diagnostic("F008", "the file contains a NUL byte: it looks binary, not .fus text",
-                                 _offset_span(text, len(data[:nul].decode("utf-8"))),
-                                 "pass a .fus text file", file=file)]
     if text.startswith("\ufeff"):
         text = text[1:]
     return text, []
