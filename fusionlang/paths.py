@@ -42,12 +42,11 @@ def fuse_paths(group: Group, inputs: list[Irreps], output: Irreps) -> list[Path]
         out_index.setdefault(term.irrep, []).append(k)
     for choice in itertools.product(*[range(len(w)) for w in inputs]):
         irreps = [inputs[i][c].irrep for i, c in enumerate(choice)]
-        for inner, final in left_deep_labels(group, irreps):
-            for k in out_index.get(final, ()):
-                paths.append(Path(tuple(choice), (k,), inner))
+        found = [(inner, k) for inner, final in left_deep_labels(group, irreps) for k in out_index.get(final, ())]
+        # e3nn's order within one choice of input terms: inner labels ascending, then outputs as written.
+        paths.extend(Path(tuple(choice), (k,), inner) for inner, k in sorted(found))
         if len(paths) > MAX_PATHS:
             raise TooManyPaths(len(paths))
-    # Built in order: input terms, then inner labels ascending (products ascend), then outputs as written.
     return paths
 
 
