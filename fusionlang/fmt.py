@@ -71,6 +71,11 @@ class _Printer:
 
     def emit(self, text: str, span, indent: str = "") -> None:
         self.leading(span.line, indent)
+        # Comments inside a statement that spans several lines go on their own lines before it
+        # (the statement is printed on one line); the one on its last line stays at its end.
+        while self.next_comment < len(self.comments) and self.comments[self.next_comment].span.line < span.end_line:
+            self.lines.append(indent + self.comments[self.next_comment].text.rstrip())
+            self.next_comment += 1
         trailing = []
         while self.next_comment < len(self.comments) and self.comments[self.next_comment].span.line <= span.end_line:
             trailing.append(self.comments[self.next_comment].text.rstrip())

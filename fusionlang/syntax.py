@@ -191,9 +191,11 @@ def decode_source(data: bytes, file: str = "<input>") -> tuple[str | None, list[
 
 
 def _offset_span(text: str, offset: int) -> Span:
+    """The one character at offset; zero-width at the end of a line or of the text."""
     line = text.count("\n", 0, offset) + 1
     col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return Span(line, col, line, col + 1, offset, offset + 1)
+    width = 0 if offset >= len(text) or text[offset] == "\n" else 1
+    return Span(line, col, line, col + width, offset, offset + width)
 
 
 _COMMENT = re.compile(r"#[^\n]*")
@@ -293,8 +295,9 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: st
     token = getattr(exc, "token", None)
     expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or set()
     if token is None or token.type == "$END" or isinstance(exc, lark.exceptions.UnexpectedEOF):
-        end = len(text)
-        span = _offset_span(text, max(0, end - 1)) if end else Span(1, 1, 1, 1)
+        # Just after the last code on the page (trailing blank lines and comments skipped).
+        code = _COMMENT.sub(lambda m: " " * len(m.group()), text)
+        span = _offset_span(text, len(code.rstrip()))
         return Diagnostic("F002", f"unexpected end of file; expected {_describe_expected(expected)}",
                           span, "a diagram ends with `}`" if "RBRACE" in expected else None, file=file)
     span = Span(token.line, token.column, token.end_line or token.line,
