@@ -125,6 +125,28 @@ def _is_closed(diagram) -> bool:
     return not diagram.inputs and not diagram.outputs
 
 
+def _hamiltonian_cycle(graph, nodes: list[str], limit: int = 12) -> list[str] | None:
+    """A Hamiltonian cycle found by depth-first search in written order (small graphs only), or None."""
+    if len(nodes) > limit or len(nodes) < 3:
+        return None
+    rank = {n: i for i, n in enumerate(nodes)}
+    path, on_path = [nodes[0]], {nodes[0]}
+
+    def extend() -> bool:
+        if len(path) == len(nodes):
+            return graph.has_edge(path[-1], path[0])
+        for m in sorted(graph[path[-1]], key=rank.get):
+            if m not in on_path:
+                path.append(m)
+                on_path.add(m)
+                if extend():
+                    return True
+                on_path.discard(path.pop())
+        return False
+
+    return list(path) if extend() else None
+
+
 def closed_layout(diagram, radius: float = 1.6) -> dict[str, tuple[float, float]]:
     """Fixed positions (inches) for the vertices of a closed network, so that it looks like itself.
 
@@ -141,7 +163,7 @@ def closed_layout(diagram, radius: float = 1.6) -> dict[str, tuple[float, float]
     simple = nx.Graph()
     simple.add_nodes_from(nodes)
     simple.add_edges_from(sorted((u, v) for u, v in diagram.graph.edges() if u != v and u in simple and v in simple))
-    outer = nodes
+    outer = _hamiltonian_cycle(simple, nodes) or nodes
     planar, embedding = nx.check_planarity(simple)
     if planar and nx.is_biconnected(simple):
         seen: set = set()
@@ -205,7 +227,8 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
                    key=lambda e: (order.get(e[1], len(order)), e[3]["dst_port"], order.get(e[0], len(order)), e[2]))
     closed = _is_closed(diagram)
     for src, dst, _key, data in edges:
-        attrs = [f"label={_wire_label(data['wire'], data['irreps'])}"]
+        # In a pinned closed network wire labels are xlabels, which Graphviz places clear of each other.
+        attrs = [f"{'xlabel' if pinned else 'label'}={_wire_label(data['wire'], data['irreps'])}"]
         dst_data = g.nodes[dst]
         if len(dst_data.get("inputs", ())) > 1:
             attrs.append(f'headlabel=<<font point-size="8" color="#b45f06">{data["dst_port"] + 1}</font>>')
@@ -243,7 +266,7 @@ def to_dot(diagram, plan_steps: Mapping[str, int] | None = None) -> str:
     lines += ["    " + s for s in _HEADER]
     lines.append(f"    label={_title(diagram)};")
     if _is_closed(diagram):   # a closed network: pinned positions (closed_layout), curved wires
-        lines.append("    layout=neato; splines=true; overlap=true;")
+        lines.append("    layout=neato; splines=true; overlap=true; forcelabels=true;")
     lines += _body(diagram, plan_steps, "", "    ", pin=True)
     lines.append("}")
     return "\n".join(lines) + "\n"

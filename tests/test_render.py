@@ -97,6 +97,16 @@ def test_closed_layout_tetrahedron_is_triangle_around_centre():
     assert len(centre) == 1
 
 
+def test_closed_layout_ninej_is_hexagon():
+    (d,) = load("su2_ninej")
+    pos = R.closed_layout(d)
+    assert all(abs((x * x + y * y) ** 0.5 - 1.6) < 1e-2 for x, y in pos.values())
+    order = sorted(pos, key=lambda n: __import__("math").atan2(pos[n][1], pos[n][0]))
+    linked = {frozenset((u, v)) for u, v in d.graph.edges()}
+    assert all(frozenset((order[i], order[i - 1])) in linked for i in range(6))   # the rim is a cycle
+    assert "xlabel=<<b>x12</b> : 1/2>" in R.to_dot(d)     # wire labels placed clear of each other
+
+
 def test_long_labels_wrap():
     text = """group O3
 diagram Wide {
