@@ -1,0 +1,126 @@
+"""Shared helpers for the code-generator tests (test_codegen*.py, test_cli_compile.py).
+
+Kept out of a conftest on purpose: import it as `from helpers_codegen import ...`
+(pytest puts tests/ on sys.path in rootdir-relative "rootdir" import mode).
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fusionlang.emit_torch import Namer
+from fusionlang.reference import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "diagrams"
+LANGUAGE = ROOT.parent / "shared" / "LANGUAGE.md"
+DOCS_COPY = ROOT / "docs" / "language.md"
+
+TOL = 1e-10
+
+
+def language_path() -> Path:
+    return LANGUAGE if LANGUAGE.exists() else DOCS_COPY
+
+
+def language_blocks(valid_only: bool = True) -> list[str]:
+    """The ```-fenced .fus programs of LANGUAGE.md (without the invalid-on-purpose ones)."""
+    blocks = re.findall(r"```\n(.*?)```", language_path().read_text(), re.S)
+    blocks = [b for b in blocks if b.lstrip().startswith(("group", "#"))]
+    if valid_only:
+        blocks = [b for b in blocks if "# error here" not in b]
+    return blocks
+
+
+def example_files() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.fus"))
+
+
+def all_sources() -> list[tuple[str, str]]:
+    """(id, text) for every example file and every valid LANGUAGE.md block."""
+    out = [(p.name, p.read_text()) for p in example_files()]
+    out += [(f"LANGUAGE.md#{k}", text) for k, text in enumerate(language_blocks())]
+    return out
+
+
+def external_vertices(plan):
+    return [v for v in plan.vertices if v.external and v.weight_numel]
+
+
+def forward_names(diagram, plan) -> list[str]:
+    """The documented forward signature: inputs in declaration order, then `<out>_weights`."""
+    return [Namer.safe(w) for w in diagram.inputs] + \
+        [f"{Namer.safe(v.outputs[0])}_weights" for v in external_vertices(plan)]
+
+
+def internal_weight_name(v) -> str:
+    return f"{Namer.safe(v.outputs[0])}_weight"
+
+
+def make_inputs(diagram, plan, batch: int, seed: int, dtype=torch.float64):
+    """Random inputs (complex for SU2) and external weights, as torch tensors keyed by argument name."""
+    gen = torch.Generator().manual_seed(seed)
+    real = torch.float64 if dtype in (torch.float64, torch.complex128) else torch.float32
+    args = {}
+    for w in diagram.inputs:
+        shape = (batch, diagram.irreps(w).dim)
+        x = torch.randn(shape, generator=gen, dtype=real)
+        if diagram.group.is_complex:
+            x = torch.complex(x, torch.randn(shape, generator=gen, dtype=real))
+        args[Namer.safe(w)] = x
+    for v in external_vertices(plan):
+        args[f"{Namer.safe(v.outputs[0])}_weights"] = torch.randn(batch, v.weight_numel, generator=gen,
+                                                                 dtype=real)
+    return args
+
+
+def as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
+def reference_outputs(module, diagram, plan, args) -> dict:
+    """reference.evaluate with the module's own internal weights and the same external weights."""
+    params = dict(module.named_parameters())
+    weights = {}
+    for v in plan.vertices:
+        if not v.weight_numel:
+            continue
+        if v.external:
+            weights[v.outputs[0]] = args[f"{Namer.safe(v.outputs[0])}_weights"].detach().numpy()
+        else:
+            p = params[internal_weight_name(v)]
+            assert p.shape == (v.weight_numel,)
+            weights[v.outputs[0]] = p.detach().to(torch.float64).numpy()
+    inputs = {w: args[Namer.safe(w)].detach().numpy() for w in diagram.inputs}
+    return evaluate(diagram, inputs, weights)
+
+
+def relative_error(got, expected) -> float:
+    got = np.asarray(got)
+    expected = np.asarray(expected)
+    assert got.shape == expected.shape, (got.shape, expected.shape)
+    scale = max(float(np.abs(expected).max()) if expected.size else 0.0, 1e-30)
+    return float(np.abs(got - expected).max()) / scale if expected.size else 0.0
+
+
+def module_vs_reference(program, name: str, batch: int = 3, seed: int = 0) -> float:
+    """Worst relative error of the float64 module against the reference evaluator, over all outputs."""
+    plan = program.plans[name]
+    diagram = plan.diagram
+    module = program.modules[name]().double()
+    names = forward_names(diagram, plan)
+    assert list(inspect.signature(module.forward).parameters) == names
+    args = make_inputs(diagram, plan, batch, seed)
+    with torch.no_grad():
+        outs = as_tuple(module(*[args[n] for n in names]))
+    expected = reference_outputs(module, diagram, plan, args)
+    assert len(outs) == len(diagram.outputs)
+    worst = 0.0
+    for w, y in zip(diagram.outputs, outs):
+        assert y.shape == (batch, diagram.irreps(w).dim)
+        worst = max(worst, relative_error(y.numpy(), expected[w]))
+    return worst
