@@ -126,12 +126,10 @@ def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False
             C = W
         elif mode == "uvu":
             C = np.einsum("...uv,uw->...uvw", W.reshape(lead + (m[0], -1)), np.eye(m[0])).reshape(lead + tuple(m) + (o,))
-        else:  # uuu: every input channel and the output channel equal
-            diag = np.zeros(tuple(m) + (o,))
+        else:  # uuu: every input channel and the output channel equal, weighted per channel
+            C = np.zeros(lead + tuple(m) + (o,))
             for u in range(o):
-                diag[(u,) * (n + 1)] = 1.0
-            C = np.einsum("...u," + "abcdefgh"[:n + 1] + "->..." + "abcdefgh"[:n + 1], W, diag) \
-                if n + 1 <= 8 else None
+                C[(Ellipsis,) + (u,) * (n + 1)] = W[..., u]
         if exact:
             C = np.asarray(C, dtype=object)
         letters_u = "abcdefg"[:n]

@@ -1,0 +1,216 @@
+"""fusionlang against e3nn, in one process: forward and forward+backward, float32, 2 threads.
+
+    python benchmarks/bench_tensor_product.py            # writes docs/performance.md (tables between markers)
+    python benchmarks/bench_tensor_product.py --quick    # fewer repetitions, prints only
+
+Cases (issue: planner and code generation):
+  a) 32x(0e+1o+2e) (x) sh(2) -> 32x(0e+1o+2e), uvu and uvw, batch 4096
+  b) 128x(0e+1o+2e) (x) sh(3) -> 128x(0e+1o+2e+3o), uvu, batch 1024
+  c) the three-body block fuse(h, y1, y2) [uvu] against the e3nn sequence of two tensor
+     products computing the same function (the first keeps one output term per path, so
+     the second has exactly one weight per complete path and channel).
+Peak memory is measured in a fresh subprocess per (case, implementation) as the growth of
+the resident set size over the run (ru_maxrss), after inputs and modules exist.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DOC = ROOT / "docs" / "performance.md"
+THREADS = 2
+
+CASES = {
+    "a-uvu": dict(h="32x0e + 32x1o + 32x2e", l=2, out="32x0e + 32x1o + 32x2e", mode="uvu", batch=4096),
+    "a-uvw": dict(h="32x0e + 32x1o + 32x2e", l=2, out="32x0e + 32x1o + 32x2e", mode="uvw", batch=4096),
+    "b-uvu": dict(h="128x0e + 128x1o + 128x2e", l=3, out="128x0e + 128x1o + 128x2e + 128x3o", mode="uvu",
+                  batch=1024),
+    "c-3body": dict(h="16x0e + 16x1o + 16x2e", l=2, out="16x0e + 16x1o + 16x2e", mode="uvu", batch=1024,
+                    three_body=True),
+}
+
+
+def sh(l):
+    return " + ".join(f"1x{k}{'e' if k % 2 == 0 else 'o'}" for k in range(l + 1))
+
+
+def build(case: dict, impl: str):
+    """Return (module, inputs) for fusionlang ('ours') or e3nn."""
+    from e3nn import o3
+    batch = case["batch"]
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(batch, o3.Irreps(case["h"]).dim, generator=gen)
+    y1 = torch.randn(batch, (case["l"] + 1) ** 2, generator=gen)
+    y2 = torch.randn(batch, (case["l"] + 1) ** 2, generator=gen)
+    three = case.get("three_body", False)
+    if impl == "ours":
+        from fusionlang.api import compile_source
+        ins = "in y1 : sh({0})\n in y2 : sh({0})".format(case["l"]) if three else f"in y1 : sh({case['l']})"
+        args = "h, y1, y2" if three else "h, y1"
+        text = (f"group O3\ndiagram B {{\n in h : {case['h']}\n {ins}\n out m : {case['out']}\n"
+                f" m = fuse({args}) [weights={case['mode']}]\n}}\n")
+        module = compile_source(text).modules["B"]()
+        return module, ((h, y1, y2) if three else (h, y1))
+    if not three:
+        a, b, c = o3.Irreps(case["h"]), o3.Irreps(sh(case["l"])), o3.Irreps(case["out"])
+        ins = [(i, j, k, case["mode"], True) for i, (_, x) in enumerate(a) for j, (_, y) in enumerate(b)
+               for k, (_, z) in enumerate(c) if z in x * y]
+        return o3.TensorProduct(a, b, c, ins), (h, y1)
+    # three-body as two e3nn tensor products: one output term per first-stage path.
+    a, b, c = o3.Irreps(case["h"]), o3.Irreps(sh(case["l"])), o3.Irreps(case["out"])
+    mid, ins1 = [], []
+    for i, (mul, x) in enumerate(a):
+        for j, (_, y) in enumerate(b):
+            for z in x * y:
+                ins1.append((i, j, len(mid), "uvu", False))
+                mid.append((mul, z))
+    mid = o3.Irreps(mid)
+    ins2 = [(i, j, k, "uvu", True) for i, (_, x) in enumerate(mid) for j, (_, y) in enumerate(b)
+            for k, (_, z) in enumerate(c) if z in x * y]
+    tp1 = o3.TensorProduct(a, b, mid, ins1)
+    tp2 = o3.TensorProduct(mid, b, c, ins2)
+
+    class TwoStep(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tp1, self.tp2 = tp1, tp2
+
+        def forward(self, h, y1, y2):
+            return self.tp2(self.tp1(h, y1), y2)
+    return TwoStep(), (h, y1, y2)
+
+
+def timeit(fn, repeat: int) -> float:
+    fn()
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def run_times(name: str, impl: str, repeat: int) -> dict:
+    case = CASES[name]
+    module, inputs = build(case, impl)
+    inputs = [x.clone().requires_grad_(True) for x in inputs]
+
+    def fwd():
+        with torch.no_grad():
+            module(*inputs)
+
+    def fwd_bwd():
+        out = module(*inputs)
+        out.pow(2).sum().backward()
+    return {"forward": timeit(fwd, repeat), "forward_backward": timeit(fwd_bwd, repeat)}
+
+
+def peak_memory(name: str, impl: str) -> int:
+    """Run one forward+backward in a fresh process; report the RSS growth in bytes."""
+    code = (f"import sys, resource, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({THREADS});"
+            "from benchmarks.bench_tensor_product import CASES, build;"
+            f"m, xs = build(CASES[{name!r}], {impl!r}); xs = [x.requires_grad_(True) for x in xs];"
+            "import gc; gc.collect(); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            "out = m(*xs); out.pow(2).sum().backward();"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    if res.returncode:
+        raise RuntimeError(res.stderr)
+    return int(res.stdout.strip().splitlines()[-1]) * 1024
+
+
+def matmul_rate() -> float:
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    t = timeit(lambda: a @ b, 5)
+    return 2 * 2048 ** 3 / t
+
+
+def plan_numbers(name: str) -> dict:
+    """The planner's FLOPs for this case and the best order found by exhaustive search per contraction."""
+    import opt_einsum as oe
+    from fusionlang.api import compile_source
+    case = CASES[name]
+    three = case.get("three_body", False)
+    ins = "in y1 : sh({0})\n in y2 : sh({0})".format(case["l"]) if three else f"in y1 : sh({case['l']})"
+    args = "h, y1, y2" if three else "h, y1"
+    text = (f"group O3\ndiagram B {{\n in h : {case['h']}\n {ins}\n out m : {case['out']}\n"
+            f" m = fuse({args}) [weights={case['mode']}]\n}}\n")
+    plan = compile_source(text).plans["B"]
+    from fusionlang import plan as planner
+    plan = planner.plan_diagram(plan.diagram, batch=case["batch"])
+    chosen = plan.flops
+    best = 0
+    for v in plan.vertices:
+        for c in v.contractions:
+            shapes = [(case["batch"], s.mul, s.dim) for s in c.segments] + [c.constant.shape]
+            if c.weight_shape is not None:
+                shapes.append(c.weight_shape)
+            _, info = oe.contract_path(c.equation, *shapes, shapes=True, optimize="optimal")
+            best += int(info.opt_cost)
+    return {"flops": chosen, "naive_flops": plan.naive_flops, "exhaustive_flops": best, "paths": plan.n_paths,
+            "weights": plan.weight_numel}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cases", nargs="*", default=list(CASES))
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    repeat = 3 if args.quick else 11
+    rate = matmul_rate()
+    rows = []
+    for name in args.cases:
+        print(f"case {name} ...", file=sys.stderr, flush=True)
+        ours, e3 = run_times(name, "ours", repeat), run_times(name, "e3nn", repeat)
+        mem = {impl: peak_memory(name, impl) for impl in ("ours", "e3nn")} if not args.quick else {}
+        plan = plan_numbers(name)
+        flop_rate = plan["flops"] / ours["forward"]
+        rows.append((name, ours, e3, mem, plan, flop_rate / rate))
+    lines = ["| case | batch | fwd ours (ms) | fwd e3nn (ms) | speed-up | fwd+bwd ours (ms) | fwd+bwd e3nn (ms) | "
+             "speed-up | peak mem ours / e3nn (MB) | fraction of matmul rate (fwd) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, ours, e3, mem, plan, frac in rows:
+        m = f"{mem['ours'] / 1e6:.0f} / {mem['e3nn'] / 1e6:.0f}" if mem else "-"
+        lines.append(f"| {name} | {CASES[name]['batch']} | {ours['forward'] * 1e3:.2f} | {e3['forward'] * 1e3:.2f} | "
+                     f"{e3['forward'] / ours['forward']:.2f}x | {ours['forward_backward'] * 1e3:.2f} | "
+                     f"{e3['forward_backward'] * 1e3:.2f} | {e3['forward_backward'] / ours['forward_backward']:.2f}x | "
+                     f"{m} | {frac * 100:.1f}% |")
+    plan_lines = ["| case | paths | weights | planner FLOPs | exhaustive-order FLOPs | planner / exhaustive | "
+                  "naive per-path FLOPs |", "|---|---|---|---|---|---|---|"]
+    for name, _, _, _, plan, _ in rows:
+        plan_lines.append(f"| {name} | {plan['paths']} | {plan['weights']} | {plan['flops']:,} | "
+                          f"{plan['exhaustive_flops']:,} | {plan['flops'] / plan['exhaustive_flops']:.3f} | "
+                          f"{plan['naive_flops']:,} |")
+    text = "\n".join(lines) + "\n\nfloat32 matmul rate of this machine (2048^3, 2 threads): " \
+        f"{rate / 1e9:.1f} GFLOP/s\n\n" + "\n".join(plan_lines) + "\n"
+    print(text)
+    if not args.quick:
+        write_section("tensor-product", text)
+
+
+def write_section(marker: str, text: str) -> None:
+    doc = DOC.read_text() if DOC.exists() else "# Performance\n"
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    block = f"{start}\n{text}{end}"
+    if start in doc:
+        doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(doc)
+
+
+if __name__ == "__main__":
+    main()
