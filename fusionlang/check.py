@@ -71,7 +71,8 @@ class _Checker:
         for w in ins + outs:
             combinations *= max(1, len(w))
         if combinations > MAX_TERM_COMBINATIONS:
-            self.error("F054", f"this vertex joins {' x '.join(str(len(w)) for w in ins + outs)} irreps terms: "
+            self.error("F054", f"this vertex's {len(ins + outs)} wires have {' x '.join(str(len(w)) for w in ins + outs)} "
+                       f"irreps terms: "
                        f"{combinations:,} combinations, over the limit of {MAX_TERM_COMBINATIONS:,}", span,
                        "use fewer terms per wire (write `16x0e`, not `0e + 0e + ...`), or fuse in smaller steps")
             return

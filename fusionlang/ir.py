@@ -237,7 +237,9 @@ class _Lowering:
                 elif stmt.kind == "out":
                     g.graph["outputs"].append(name)
                     g.add_node(f"out:{name}", kind="output", wire=name, irreps=wires[name].irreps, span=stmt.span)
-        # Pass 2: vertices.
+        # Pass 2: vertices.  Names assigned without a declaration get one F033 each, not F031 at every read.
+        self.assigned = {t.name for s in decl.stmts if isinstance(s, Assign) for t in s.targets}
+        self.unknown_reported: set[str] = set()
         index = 0
         for stmt in decl.stmts:
             if isinstance(stmt, Decl) and stmt.call is None:
@@ -268,12 +270,12 @@ class _Lowering:
                 continue
             for port, arg in enumerate(data["inputs"]):
                 wire = wires[arg]
+                wire.readers.append(node)
                 if wire.producer is None:
                     continue
                 src_port = g.nodes[wire.producer].get("outputs", [arg]).index(arg)
                 g.add_edge(wire.producer, node, key=f"{arg}@{port}", wire=arg, irreps=wire.irreps,
                            src_port=src_port, dst_port=port)
-                wire.readers.append(node)
         for name in g.graph["outputs"]:
             wire = wires[name]
             if wire.producer is not None:
@@ -337,6 +339,10 @@ class _Lowering:
                 ok = False
         for arg in call.args:
             if arg.name not in wires:
+                ok = False
+                if arg.name in self.assigned or arg.name in self.unknown_reported:
+                    continue        # reported once already (F033 at its assignment, or F031 before)
+                self.unknown_reported.add(arg.name)
                 close = suggest(arg.name, wires)
                 self.error("F031", f"wire `{arg.name}` is not declared in this diagram", arg.span,
                            f"did you mean `{close}`?" if close else f"declare it: `in {arg.name} : IRREPS`")
