@@ -364,3 +364,52 @@ def test_standalone_file_imports_in_fresh_process_without_fusionlang(tmp_path):
                        env=dict(os.environ, PYTHONPATH=""))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(2, 32)"
+
+
+# ----------------------------------------------------------------------------- Python names
+
+
+def test_python_keywords_and_generator_names_as_wires():
+    program = compile_source("""group O3
+diagram class {
+    in  lambda : 2x0e + 1o
+    in  self   : 1o
+    in  torch  : 0e
+    out batch  : 2x0e + 2x1e
+    wire dtype : 2x1e + 2x0e
+    dtype = fuse(lambda, self) [weights=uvw]
+    batch = fuse(dtype, torch) [weights=uvw]
+}
+""")
+    assert list(program.modules) == ["class"]
+    assert module_vs_reference(program, "class", batch=2, seed=0) <= TOL
+
+
+NAME_COLLISIONS = {
+    # `self` is renamed `self_` in Python, which is also the name of the second input.
+    "renamed_reserved": """group O3
+diagram D {
+    in  self  : 0e
+    in  self_ : 0e
+    out y : 0e
+    y = fuse(self, self_)
+}
+""",
+    # the external weights argument `m_weights` collides with an input wire of that name.
+    "weights_argument": """group O3
+diagram D {
+    in  m_weights : 2x0e
+    in  b : 0e
+    out m : 2x0e
+    m = fuse(m_weights, b) [weights=uvu, external]
+}
+""",
+}
+
+
+@pytest.mark.xfail(strict=True, raises=SyntaxError,
+                   reason="emit_torch.Namer: generated argument names collide (duplicate argument)")
+@pytest.mark.parametrize("case", sorted(NAME_COLLISIONS))
+def test_wire_names_that_collide_after_renaming(case):
+    program = compile_source(NAME_COLLISIONS[case])
+    assert module_vs_reference(program, "D", batch=2, seed=0) <= TOL
