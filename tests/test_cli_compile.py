@@ -65,15 +65,16 @@ def test_compile_closed_only_file_writes_module_without_classes(tmp_path):
     assert "Theta" in out.read_text()          # mentioned as a closed diagram
 
 
-def test_compile_errors_exit_1_and_write_nothing(tmp_path, capfd):
-    # capfd, not capsys: cli._report binds sys.stderr as a default argument at import time.
+def test_compile_errors_exit_1_and_write_nothing(tmp_path):
+    # A subprocess: cli._report binds sys.stderr as a default argument at import time, so
+    # pytest's capsys/capfd cannot see the diagnostics in process.
     src = tmp_path / "bad.fus"
     src.write_text(next(b for b in language_blocks(valid_only=False) if "# error here" in b))
     out = tmp_path / "bad.py"
-    assert main(["compile", str(src), "-o", str(out)]) == 1
+    r = fusionc("compile", src, "-o", out)
+    assert r.returncode == 1
     assert not out.exists()
-    err = capfd.readouterr().err
-    assert "bad.fus:" in err and "Traceback" not in err
+    assert "bad.fus:6:" in r.stderr and "F050" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_compile_missing_file_exits_2(tmp_path, capsys):
