@@ -23,8 +23,12 @@ class CompiledProgram:
         return self.analysis.diagrams
 
     def _repr_svg_(self):
-        from .render import to_dot_file, svg_from_dot
-        return svg_from_dot(to_dot_file(self.analysis.diagrams))
+        """Jupyter shows every diagram of the program (None when graphviz's dot is missing)."""
+        from .render import RenderError, dot_to, to_dot_file
+        try:
+            return dot_to("svg", to_dot_file(self.analysis.diagrams)).decode("utf-8")
+        except RenderError:
+            return None
 
 
 def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH) -> CompiledProgram:

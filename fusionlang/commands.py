@@ -42,7 +42,6 @@ def cmd_compile(args) -> int:
 # -- plan -----------------------------------------------------------------------
 
 def format_plan(program, verbose: bool = False) -> str:
-    from .plan import OP_OVERHEAD_FLOPS
     lines = []
     for name, plan in program.plans.items():
         d = plan.diagram
@@ -53,7 +52,8 @@ def format_plan(program, verbose: bool = False) -> str:
             lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({', '.join(v.inputs)}) [{v.mode}{ext}]  "
                          f"(line {v.line})")
             lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, contractions {len(v.contractions)}, "
-                         f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,})")
+                         f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,}), "
+                         f"modelled cost {v.cost:,} (naive {v.naive_cost:,})")
             if verbose:
                 for k in range(len(v.paths)):
                     from .emit_torch import _path_text
@@ -63,6 +63,9 @@ def format_plan(program, verbose: bool = False) -> str:
                 lines.append(f"      -> term {c.out_term}: {len(c.paths)} path(s)  {c.equation}  order: {order}")
         ratio = plan.naive_flops / plan.flops if plan.flops else float("nan")
         lines.append(f"  total FLOPs {plan.flops:,} vs naive {plan.naive_flops:,} ({ratio:.2f}x)")
+        gain = plan.naive_cost / plan.cost if plan.cost else float("nan")
+        lines.append(f"  modelled cost {plan.cost:,} vs naive {plan.naive_cost:,} ({gain:.2f}x; "
+                     "FLOPs plus memory written plus per-call overhead, see docs/planner.md)")
         lines.append("")
     closed = [d.name for d in program.analysis.diagrams if d.is_closed]
     if closed:

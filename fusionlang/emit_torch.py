@@ -30,7 +30,9 @@ class Namer:
         return name + "_" if keyword.iskeyword(name) or name in RESERVED else name
 
     def fresh(self, stem: str, numbered: bool = True) -> str:
-        if not numbered and stem not in self.used:
+        if not numbered:
+            while stem in self.used:
+                stem += "_"
             self.used.add(stem)
             return stem
         k = 0
@@ -38,6 +40,22 @@ class Namer:
             k += 1
         self.used.add(f"{stem}_{k}")
         return f"{stem}_{k}"
+
+
+def _python_names(wires: list[str]) -> dict[str, str]:
+    """Wire -> Python variable: its own name unless that is a keyword or reserved; then a trailing _
+    (more if needed) that collides with no other wire."""
+    taken = {w for w in wires if Namer.safe(w) == w}
+    names = {}
+    for w in wires:
+        name = w
+        if Namer.safe(w) != w:
+            name = w + "_"
+            while name in taken or name in RESERVED:
+                name += "_"
+            taken.add(name)
+        names[w] = name
+    return names
 
 
 def _floats(values) -> str:
@@ -57,8 +75,11 @@ class _ModuleWriter:
         self.plan = plan
         d = plan.diagram
         self.d = d
-        self.namer = Namer(Namer.safe(w) for w in d.wires)
-        self.var = {w: Namer.safe(w) for w in d.wires}
+        self.var = _python_names(list(d.wires))
+        self.namer = Namer(self.var.values())
+        # External weights are `<out wire>_weights` unless that name is taken (then an _ is added).
+        self.weight_args = {v.node: self.namer.fresh(f"{self.var[v.outputs[0]]}_weights", numbered=False)
+                            for v in plan.vertices if v.external and v.weight_numel}
         self.init: list[str] = []
         self.body: list[str] = []
         self.segment_vars: dict[tuple, str] = {}
@@ -76,10 +97,10 @@ class _ModuleWriter:
         self.body.append(f"batch = {first}.shape[:-1]")
         for w in d.inputs:
             self.body.append(f"{self.var[w]} = {self.var[w]}.reshape(-1, {dims[w]})")
+        self.body.append(f"dtype = {first}.dtype")
         for v in ext:
             arg = self.weights_arg(v)
-            self.body.append(f"{arg} = {arg}.reshape(-1, {v.weight_numel})")
-        self.body.append(f"dtype = {first}.dtype")
+            self.body.append(f"{arg} = {arg}.reshape(-1, {v.weight_numel}).to(dtype)")
         for v in plan.vertices:
             self.vertex(v)
         outs = [f"{self.var[w]}.reshape(batch + ({dims[w]},))" for w in d.outputs]
@@ -87,7 +108,7 @@ class _ModuleWriter:
         return self.render_class(args)
 
     def weights_arg(self, v: VertexPlan) -> str:
-        return f"{self.var[v.outputs[0]]}_weights"
+        return self.weight_args[v.node]
 
     def render_class(self, args) -> str:
         d, plan = self.d, self.plan
@@ -161,7 +182,13 @@ class _ModuleWriter:
                 self.body.append(f"{weights} = self.{pname}.to(dtype)")
         partial: dict[int, list[str]] = {}
         for c in v.contractions:
-            partial.setdefault(c.out_term, []).append(self.contraction(v, c, weights))
+            result = self.contraction(v, c, weights)
+            if not c.out_terms:
+                partial.setdefault(c.out_term, []).append(result)
+                continue
+            for k, term in enumerate(c.out_terms):   # one contraction served several output terms
+                lo, hi = c.out_offsets[k], c.out_offsets[k + 1]
+                partial.setdefault(term, []).append(result if len(c.out_terms) == 1 else f"{result}[:, :, {lo}:{hi}]")
         out_irreps = v.out_irreps
         pieces = []
         for term_index, term in enumerate(out_irreps):
@@ -194,20 +221,20 @@ class _ModuleWriter:
                 operands.append(f"{weights}[:, {sel}].reshape(-1, {shape})")
             else:
                 operands.append(f"{weights}[{sel}].reshape({shape})")
+        if c.scatter is not None:
+            operands.append(self.buffer(f"{self.var[v.outputs[0]]}_scatter", c.scatter) + ".to(dtype)")
         # Replay the planner's pairwise order: each step pops its operands and appends the result.
         names = list(operands)
         result = None
         for k, step in enumerate(c.steps):
             args = [names.pop(i) for i in step.positions]
-            expr = f"torch.einsum({step.equation!r}, {', '.join(args)})"
+            expr = _step_expression(step, args)
             if k == len(c.steps) - 1:
                 result = expr
             else:
                 tmp = self.namer.fresh("t")
                 self.body.append(f"{tmp} = {expr}")
                 names.append(tmp)
-        if result is None:
-            result = f"torch.einsum({c.equation!r}, {', '.join(names)})"
         if scale is not None and scale != 1.0:
             result = f"{result} * {scale!r}"
         name = self.namer.fresh(f"{self.var[v.outputs[0]]}_part")
@@ -216,11 +243,82 @@ class _ModuleWriter:
         return name
 
 
+def _aligned(name: str, sub: str, target: str) -> str:
+    """name (indexed by sub) permuted and unsqueezed to broadcast against target's letter order."""
+    perm = [sub.index(c) for c in target if c in sub]
+    expr = name
+    if perm != list(range(len(sub))):
+        expr = f"{expr}.permute({', '.join(map(str, perm))})"
+    if len(sub) < len(target):
+        expr += "[" + ", ".join(":" if c in sub else "None" for c in target) + "]"
+    return expr
+
+
+def _shape(letters: str, sizes: dict[str, int]) -> str:
+    """A reshape argument; the batch letter z is left to -1 (any batch size)."""
+    dims = [1] if not letters else []
+    if letters:
+        product, free = 1, False
+        for c in letters:
+            if c == "z":
+                free = True
+            else:
+                product *= sizes[c]
+        dims = ["-1" if free else str(product)]
+    return dims[0]
+
+
+def _bmm_expression(step, args: list[str]) -> str:
+    """An explicit torch.bmm on contiguous [batch, m, k] @ [batch, k, n] operands: einsum would hand
+    bmm permuted views, and PyTorch's CPU bmm then copies every batch element separately."""
+    (sa, sb), out = step.equation.split("->")[0].split(","), step.equation.split("->")[1]
+    shared, a_only, b_only, summed = step.groups
+    sizes = dict(step.sizes)
+    left = _aligned(args[0], sa, shared + a_only + summed)
+    right = _aligned(args[1], sb, shared + summed + b_only)
+    left = f"{left}.reshape({_shape(shared, sizes)}, {_shape(a_only, sizes)}, {_shape(summed, sizes)}).contiguous()"
+    right = f"{right}.reshape({_shape(shared, sizes)}, {_shape(summed, sizes)}, {_shape(b_only, sizes)}).contiguous()"
+    natural = shared + a_only + b_only
+    dims = ", ".join("-1" if c == "z" else str(sizes[c]) for c in natural)
+    expr = f"torch.bmm({left}, {right}).reshape({dims})"
+    if natural != out:
+        expr += f".permute({', '.join(str(natural.index(c)) for c in out)})"
+    return expr
+
+
+def _step_expression(step, args: list[str]) -> str:
+    lhs, out = step.equation.split("->")
+    subs = lhs.split(",")
+    if step.kind == "bmm":
+        return _bmm_expression(step, args)
+    if step.kind == "matmul":
+        return f"torch.einsum({step.equation!r}, {', '.join(args)})"
+    union = "".join(dict.fromkeys("".join(subs)))
+    target = out + "".join(c for c in union if c not in out)
+    product = " * ".join(_aligned(a, sub, target) for a, sub in zip(args, subs))
+    if step.kind == "mul":
+        return product
+    dims = tuple(range(len(out), len(target)))
+    return f"({product}).sum(dim={dims[0] if len(dims) == 1 else dims})"
+
+
 def _path_text(d, v: VertexPlan, k: int) -> str:
     p = v.paths[k]
     ins = " x ".join(str(d.irreps(w)[t].irrep) for w, t in zip(v.inputs, p.ins))
     inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
     return f"{ins}{inner} -> {d.irreps(v.outputs[0])[p.outs[0]].irrep}"
+
+
+def forward_argument_names(plan: Plan) -> list[str]:
+    """The generated forward's parameters: inputs in declaration order, then external weights."""
+    writer = _ModuleWriter(plan)
+    return [writer.var[w] for w in plan.diagram.inputs] + \
+        [writer.weights_arg(v) for v in plan.vertices if v.external and v.weight_numel]
+
+
+def internal_weight_name(plan: Plan, vertex: VertexPlan) -> str:
+    """The parameter holding a vertex's internal weights: `<out wire>_weight`."""
+    return f"{_python_names(list(plan.diagram.wires))[vertex.outputs[0]]}_weight"
 
 
 HELPERS = '''

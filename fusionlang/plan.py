@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import opt_einsum as oe
 
 from .check import weight_mode
+from .contract_order import Step, left_to_right, order_for
 from .coupling import cg
 from .groups import Group, Irrep, Irreps
 from .ir import Diagram
@@ -71,13 +71,6 @@ def segment_of(segs: list[Segment], term: int) -> Segment:
 
 
 @dataclass
-class Step:
-    """One pairwise contraction: operands at positions (i, j) of the current list -> appended."""
-    positions: tuple[int, ...]
-    equation: str
-
-
-@dataclass
 class Contraction:
     """All paths of one vertex that read the same segments and write the same output term."""
     out_term: int
@@ -90,6 +83,13 @@ class Contraction:
     steps: list[Step] = field(default_factory=list)
     flops: int = 0
     paths: list[int] = field(default_factory=list)
+    # A contraction that serves several output terms at once ends with a 0/1 scatter matrix and
+    # returns [z, mul, O]; term out_terms[k] is the slice out_offsets[k]:out_offsets[k+1] of O.
+    out_terms: tuple[int, ...] = ()
+    out_offsets: tuple[int, ...] = ()
+    scatter: np.ndarray | None = None
+    written: int = 0                       # elements of all intermediates and the result
+    cost: int = 0                          # the cost model's estimate (contract_order.py)
 
 
 @dataclass
@@ -108,10 +108,12 @@ class VertexPlan:
     flops: int
     naive_flops: int
     line: int
+    cost: int = 0          # the cost model's estimate of the chosen plan (contract_order.py)
+    naive_cost: int = 0    # and of one einsum per path, left to right
 
     @property
     def weight_numel(self) -> int:
-        return sum(math.prod(s) for s in self.weight_shapes)
+        return sum(_numel(s) for s in self.weight_shapes)
 
 
 @dataclass
@@ -127,6 +129,14 @@ class Plan:
     @property
     def naive_flops(self) -> int:
         return sum(v.naive_flops for v in self.vertices)
+
+    @property
+    def cost(self) -> int:
+        return sum(v.cost for v in self.vertices)
+
+    @property
+    def naive_cost(self) -> int:
+        return sum(v.naive_cost for v in self.vertices)
 
     @property
     def weight_numel(self) -> int:
@@ -162,6 +172,11 @@ def _real(c: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- weights and normalisation
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    """Weights of one path: an empty shape means none (not the 1 of an empty product)."""
+    return math.prod(shape) if shape else 0
 
 
 def path_weight_shape(mode: str, in_muls: list[int], out_mul: int) -> tuple[int, ...]:
@@ -203,19 +218,14 @@ _LETTERS = "abcdefghijklmnopqrstuvwxy"
 
 
 def _order(equation: str, shapes: list[tuple[int, ...]]):
-    optimize = "optimal" if len(shapes) <= 5 else "greedy"
-    path, info = oe.contract_path(equation, *shapes, shapes=True, optimize=optimize)
-    steps = [Step(tuple(c[0]), c[2]) for c in info.contraction_list]
-    return steps, int(info.opt_cost)
+    steps, flops, written, cost = order_for(equation, shapes)
+    return steps, flops, written, cost
 
 
-def _naive_cost(equation: str, shapes: list[tuple[int, ...]]) -> int:
-    n = len(shapes)
-    if n == 1:
-        return int(math.prod(shapes[0]))
-    path = [(0, 1)] * (n - 1)
-    _, info = oe.contract_path(equation, *shapes, shapes=True, optimize=path)
-    return int(info.opt_cost)
+def _naive_cost(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int]:
+    """(flops, modelled cost) of one einsum per path, operands left to right, one call each."""
+    flops, cost = left_to_right(equation, shapes)
+    return flops, cost + OP_OVERHEAD_FLOPS * (len(shapes) - 1)
 
 
 def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int) -> VertexPlan:
@@ -235,36 +245,42 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int) -> VertexPl
 
     coeffs = coefficients(mode, kind, paths, in_muls_of)
     shapes = [path_weight_shape(mode, in_muls_of(p), outs[0][p.outs[0]].mul) for p in paths]
-    offsets = list(np.cumsum([0] + [math.prod(s) for s in shapes]))
+    offsets = list(np.cumsum([0] + [_numel(s) for s in shapes]))
     best = None
     # Batch paths by runs of equal multiplicity or term by term, input by input: the cheapest wins.
     choices = [(True,)] if kind == "linear" else itertools.product((False, True), repeat=len(ins))
-    for by_term in choices:
+    # uvu and uuu keep the first input's channels on every path, so one contraction can serve every
+    # output term at once (a scatter matrix sums paths into their output components).
+    shared_outputs = (False, True) if mode in ("uvu", "uuu") else (False,)
+    for by_term, across in itertools.product(list(choices), shared_outputs):
         segs = [segments(w, irreps, t) for w, irreps, t in zip(data["inputs"], ins, by_term)]
         contractions = _group_contractions(group, kind, mode, ins, outs[0], segs, paths, coeffs, shapes,
-                                           offsets, data["external"], batch)
-        cost = sum(c.flops + OP_OVERHEAD_FLOPS * max(1, len(c.steps)) for c in contractions)
+                                           offsets, data["external"], batch, across)
+        cost = sum(c.cost + OP_OVERHEAD_FLOPS * len(c.steps) for c in contractions)
         if best is None or cost < best[0]:
             best = (cost, contractions)
-    contractions = best[1]
-    naive = sum(_naive_path_cost(kind, mode, ins, outs[0], p, shapes[k], data["external"], batch)
-                for k, p in enumerate(paths))
+    cost, contractions = best
+    naive = [_naive_path_cost(kind, mode, ins, outs[0], p, shapes[k], data["external"], batch)
+             for k, p in enumerate(paths)]
     flops = sum(c.flops for c in contractions)
     return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
-                      data["external"], contractions, flops, naive, line)
+                      data["external"], contractions, flops, sum(f for f, _ in naive), line,
+                      cost, sum(c for _, c in naive))
 
 
-def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes, offsets, external, batch):
+def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes, offsets, external, batch,
+                        across_outputs=False):
     groups: dict[tuple, list[int]] = {}
     for k, p in enumerate(paths):
-        key = (p.outs[0], tuple(segment_of(segs[r], t).index for r, t in enumerate(p.ins)))
+        key = (-1 if across_outputs else p.outs[0], tuple(segment_of(segs[r], t).index for r, t in enumerate(p.ins)))
         groups.setdefault(key, []).append(k)
     contractions = []
     for (out_term, seg_ids), members in sorted(groups.items()):
         chosen = [segs[r][s] for r, s in enumerate(seg_ids)]
-        c = _contraction(group, kind, mode, ins, out, chosen, out_term, [paths[k] for k in members],
-                         [coeffs[k] for k in members], [shapes[k] for k in members],
-                         [offsets[k] for k in members], external, batch)
+        build = _shared_contraction if across_outputs else _contraction
+        c = build(group, kind, mode, ins, out, chosen, out_term, [paths[k] for k in members],
+                  [coeffs[k] for k in members], [shapes[k] for k in members],
+                  [offsets[k] for k in members], external, batch)
         c.paths = members
         contractions.append(c)
     return contractions
@@ -283,10 +299,10 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
         (p,), (c,) = paths, coeffs
         eq = "zak,zaw->zwk" if external else "zak,aw->zwk"
         op_shapes = [(batch, segs[0].mul, d_out), ((batch,) if external else ()) + shapes[0]]
-        steps, flops = _order(eq, op_shapes)
+        steps, flops, written, cost = _order(eq, op_shapes)
         index = offsets[0] + np.arange(math.prod(shapes[0]))
         return Contraction(out_term, segs, eq, np.array(c), index.astype(np.int64), shapes[0],
-                           (out_mul, d_out), steps, flops)
+                           (out_mul, d_out), steps, flops, written=written, cost=cost)
     # fuse
     P = len(paths)
     idx = [_LETTERS[8 + r] for r in range(n)]          # i, j, k, ... irrep components
@@ -313,11 +329,52 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
         weight_shape = (P,) + shapes[0]
         op_shapes = x_shapes + [K.shape, ((batch,) if external else ()) + weight_shape]
         out_shape = (out_mul, d_out)
-    steps, flops = _order(eq, op_shapes)
+    steps, flops, written, cost = _order(eq, op_shapes)
     index = None
     if mode != "none":
         index = np.concatenate([off + np.arange(math.prod(s)) for off, s in zip(offsets, shapes)]).astype(np.int64)
-    return Contraction(out_term, segs, eq, K, index, weight_shape, out_shape, steps, flops)
+    return Contraction(out_term, segs, eq, K, index, weight_shape, out_shape, steps, flops, written=written, cost=cost)
+
+
+def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch):
+    """uvu / uuu paths of one segment choice into all their output terms:
+
+        out[z, a, O] = x_1[z,a,i] x_2[z,b,j] ... K[i,j,..,Q] W[a,b,..,Q] S[Q,O]
+
+    Q enumerates (path, output component); W repeats each path's weight over its components.
+    """
+    n = len(segs)
+    terms = sorted({p.outs[0] for p in paths})
+    term_offsets = [0]
+    for t in terms:
+        term_offsets.append(term_offsets[-1] + out[t].irrep.dim)
+    Q = sum(out[p.outs[0]].irrep.dim for p in paths)
+    K = np.zeros(tuple(s.dim for s in segs) + (Q,))
+    S = np.zeros((Q, term_offsets[-1]))
+    chan_shape = tuple(s.mul for s in segs) if mode == "uvu" else (segs[0].mul,)
+    W_index = np.zeros(chan_shape + (Q,), dtype=np.int64)
+    q = 0
+    for p, c, off in zip(paths, coeffs, offsets):
+        irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
+        d_o = out[p.outs[0]].irrep.dim
+        where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
+                      for r, s in enumerate(segs))
+        K[where + (slice(q, q + d_o),)] += coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c
+        base = term_offsets[terms.index(p.outs[0])]
+        S[np.arange(q, q + d_o), base + np.arange(d_o)] = 1.0
+        W_index[..., q:q + d_o] = (off + np.arange(math.prod(chan_shape)).reshape(chan_shape))[..., None]
+        q += d_o
+    idx = [_LETTERS[8 + r] for r in range(n)]
+    chan = _channel_letters(mode, n)
+    zw = "z" if external else ""
+    x_terms = [f"z{chan[r]}{idx[r]}" for r in range(n)]
+    w_letters = ("".join(chan) if mode == "uvu" else "a") + "q"
+    eq = ",".join(x_terms + ["".join(idx) + "q", zw + w_letters, "qo"]) + "->z" + chan[0] + "o"
+    op_shapes = [(batch, s.mul, s.dim) for s in segs] + [K.shape, ((batch,) if external else ()) + W_index.shape,
+                                                         S.shape]
+    steps, flops, written, cost = _order(eq, op_shapes)
+    return Contraction(-1, segs, eq, K, W_index.reshape(-1), W_index.shape, (segs[0].mul, S.shape[1]), steps,
+                       flops, out_terms=tuple(terms), out_offsets=tuple(term_offsets), scatter=S, written=written, cost=cost)
 
 
 def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> int:

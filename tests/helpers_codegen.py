@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fusionlang.emit_torch import Namer
+from fusionlang.emit_torch import forward_argument_names
+from fusionlang.emit_torch import internal_weight_name as emit_internal_weight_name
 from fusionlang.reference import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +54,17 @@ def external_vertices(plan):
 
 def forward_names(diagram, plan) -> list[str]:
     """The documented forward signature: inputs in declaration order, then `<out>_weights`."""
-    return [Namer.safe(w) for w in diagram.inputs] + \
-        [f"{Namer.safe(v.outputs[0])}_weights" for v in external_vertices(plan)]
+    names = forward_argument_names(plan)
+    plain = [w for w in diagram.inputs] + [f"{v.outputs[0]}_weights" for v in external_vertices(plan)]
+    # Names differ from the wires' only where Python needs it (keywords, reserved or colliding names).
+    for got, wire in zip(names, plain):
+        assert got == wire or (got.startswith(wire) and set(got[len(wire):]) == {"_"}), (got, wire)
+    assert len(set(names)) == len(names)
+    return names
 
 
-def internal_weight_name(v) -> str:
-    return f"{Namer.safe(v.outputs[0])}_weight"
+def internal_weight_name(v, plan=None) -> str:
+    return emit_internal_weight_name(plan, v)
 
 
 def make_inputs(diagram, plan, batch: int, seed: int, dtype=torch.float64):
@@ -66,15 +72,15 @@ def make_inputs(diagram, plan, batch: int, seed: int, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)
     real = torch.float64 if dtype in (torch.float64, torch.complex128) else torch.float32
     args = {}
-    for w in diagram.inputs:
+    names = forward_argument_names(plan)
+    for w, name in zip(diagram.inputs, names):
         shape = (batch, diagram.irreps(w).dim)
         x = torch.randn(shape, generator=gen, dtype=real)
         if diagram.group.is_complex:
             x = torch.complex(x, torch.randn(shape, generator=gen, dtype=real))
-        args[Namer.safe(w)] = x
-    for v in external_vertices(plan):
-        args[f"{Namer.safe(v.outputs[0])}_weights"] = torch.randn(batch, v.weight_numel, generator=gen,
-                                                                 dtype=real)
+        args[name] = x
+    for v, name in zip(external_vertices(plan), names[len(diagram.inputs):]):
+        args[name] = torch.randn(batch, v.weight_numel, generator=gen, dtype=real)
     return args
 
 
@@ -90,12 +96,13 @@ def reference_outputs(module, diagram, plan, args) -> dict:
         if not v.weight_numel:
             continue
         if v.external:
-            weights[v.outputs[0]] = args[f"{Namer.safe(v.outputs[0])}_weights"].detach().numpy()
+            name = forward_argument_names(plan)[len(diagram.inputs) + external_vertices(plan).index(v)]
+            weights[v.outputs[0]] = args[name].detach().numpy()
         else:
-            p = params[internal_weight_name(v)]
+            p = params[internal_weight_name(v, plan)]
             assert p.shape == (v.weight_numel,)
             weights[v.outputs[0]] = p.detach().to(torch.float64).numpy()
-    inputs = {w: args[Namer.safe(w)].detach().numpy() for w in diagram.inputs}
+    inputs = {w: args[name].detach().numpy() for w, name in zip(diagram.inputs, forward_argument_names(plan))}
     return evaluate(diagram, inputs, weights)
 
 

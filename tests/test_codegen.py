@@ -407,8 +407,6 @@ diagram D {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=SyntaxError,
-                   reason="emit_torch.Namer: generated argument names collide (duplicate argument)")
 @pytest.mark.parametrize("case", sorted(NAME_COLLISIONS))
 def test_wire_names_that_collide_after_renaming(case):
     program = compile_source(NAME_COLLISIONS[case])

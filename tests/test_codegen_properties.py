@@ -166,9 +166,7 @@ def fuse_vertex(draw, prog: Program, ins: list[str], out: str, max_out_j: int = 
     else:
         muls = [draw(MULS) for _ in labels]
     prog.wires[out] = list(zip(muls, labels))
-    # SU2 + external fuse weights is a known emit_torch bug (see test_su2_external_fuse_weights):
-    # the generator leaves that combination to the dedicated xfail test.
-    external = mode in ("uvw", "uvu", "uuu") and group != "SU2" and draw(st.booleans())
+    external = mode in ("uvw", "uvu", "uuu") and draw(st.booleans())
     opts = ""
     if mode is not None:
         opts = f" [weights={mode}{', external' if external else ''}]"
@@ -261,7 +259,7 @@ def test_random_module_gradcheck(case):
     module = program.modules["D"]().double()
     names = forward_names(plan.diagram, plan)
     args = make_inputs(plan.diagram, plan, 2, seed=1)
-    params = {internal_weight_name(v): getattr(module, internal_weight_name(v)).detach().clone()
+    params = {internal_weight_name(v, plan): getattr(module, internal_weight_name(v, plan)).detach().clone()
               for v in plan.vertices if v.weight_numel and not v.external}
     assert sum(p.numel() for p in params.values()) == sum(p.numel() for p in module.parameters())
     pnames = list(params)
@@ -329,8 +327,6 @@ diagram D {
 """
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="emit_torch: external weights are not cast to the (complex) input dtype")
 def test_su2_external_fuse_weights():
     program = compile_source(SU2_EXTERNAL)
     assert module_vs_reference(program, "D", batch=3, seed=0) <= TOL

@@ -1,0 +1,147 @@
+"""Pairwise contraction orders chosen by a cost model of eager PyTorch on a CPU.
+
+A contraction such as ``zai,zbj,ijq,abq,qo->zao`` is evaluated as a sequence
+of pairwise steps.  Each step is one of four kinds, and the emitter writes each
+kind differently:
+
+    mul      nothing is summed: a broadcast multiply
+    matmul   indices summed, no index shared by both operands and the result: one GEMM
+    bmm      a batched GEMM whose matrices are not tiny
+    mulsum   a batched product written as broadcast multiply, then sum.  Below about 400
+             multiply-adds per matrix product, PyTorch's CPU bmm loops over the batch
+             element by element (a select and a naive kernel each, about a microsecond),
+             so for thousands of tiny matrices the vectorised multiply-and-sum wins.
+
+The cost of a step is its arithmetic plus WRITE_WEIGHT per element it writes
+(memory traffic dominates these small, wide tensors).  Up to 6 operands every
+order is tried; beyond that, the cheapest next step is taken greedily.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Calibrated on a 2-core x86 CPU with PyTorch 2.13 (benchmarks/bench_primitives.py):
+WRITE_WEIGHT = 24             # FLOPs one written (or copied) element is worth
+SMALL_BMM = 400               # m*n*k below which PyTorch's CPU bmm takes its per-element loop
+SMALL_BMM_OVERHEAD = 12_000   # FLOPs one batch element of that loop costs (~0.45 us)
+BMM_OVERHEAD = 20             # FLOPs per batch element of a vectorised bmm
+MULSUM_WEIGHT = 32            # FLOPs per element of a broadcast multiply-and-sum (strided reduction)
+EXHAUSTIVE_LIMIT = 6
+
+
+@dataclass(frozen=True)
+class Step:
+    positions: tuple[int, int]   # operands popped from the current list (larger index first)
+    equation: str                # "ab,bc->ac": inputs in the popped order
+    kind: str                    # mul | matmul | bmm | mulsum
+    flops: int
+    written: int
+    cost: int
+    # For bmm: the letter groups (shared, first-only, second-only, summed) and every letter's size.
+    groups: tuple[str, str, str, str] = ("", "", "", "")
+    sizes: tuple[tuple[str, int], ...] = ()
+
+
+def _size(letters, sizes) -> int:
+    return math.prod(sizes[c] for c in letters)
+
+
+def _grouped(sub: str, groups: list[list[str]]) -> bool:
+    """Whether sub lists its letters group by group in the given group order (a view, no copy)."""
+    seq = [c for g in groups for c in g if c in sub]
+    return list(sub) == seq
+
+
+def pair_step(a: str, b: str, keep: set[str], sizes: dict[str, int], out: str | None = None):
+    """The step contracting subscripts a and b, keeping the letters in keep (or exactly `out`)."""
+    union = "".join(dict.fromkeys(a + b))
+    summed = [c for c in union if c not in keep] if out is None else [c for c in union if c not in out]
+    shared = [c for c in a if c in b and c not in summed]
+    a_only = [c for c in a if c not in b and c not in summed]
+    b_only = [c for c in b if c not in a and c not in summed]
+    # A batched matmul's natural result order, so that no copy is needed after it.
+    result = out if out is not None else "".join(shared + a_only + b_only)
+    full = _size(union, sizes)
+    written = _size(result, sizes)
+    flops = full * (2 if summed else 1)
+    # Operands whose letters are not already grouped as the kernel wants are copied first.
+    copies = 0
+    for sub, own in ((a, a_only), (b, b_only)):
+        if not (_grouped(sub, [shared, own, summed]) or _grouped(sub, [shared, summed, own])):
+            copies += _size(sub, sizes)
+    if out is not None and not _grouped(out, [shared, a_only, b_only]):
+        copies += written
+    copy_cost = WRITE_WEIGHT * copies
+    if not summed:
+        kind, cost = "mul", full + WRITE_WEIGHT * written + copy_cost
+    elif not shared:
+        kind, cost = "matmul", flops + WRITE_WEIGHT * written + copy_cost
+    else:
+        m, n, k = _size(a_only, sizes), _size(b_only, sizes), _size(summed, sizes)
+        per_batch = SMALL_BMM_OVERHEAD if m * n * k < SMALL_BMM else BMM_OVERHEAD
+        bmm = flops + WRITE_WEIGHT * written + copy_cost + per_batch * _size(shared, sizes)
+        mulsum = full * MULSUM_WEIGHT + WRITE_WEIGHT * written
+        kind, cost = ("bmm", bmm) if bmm < mulsum else ("mulsum", mulsum)
+    groups = ("".join(shared), "".join(a_only), "".join(b_only), "".join(summed))
+    return result, kind, flops, written, cost, groups
+
+
+def best_order(inputs: list[str], output: str, sizes: dict[str, int]) -> tuple[list[Step], int, int, int]:
+    """The cheapest sequence of pairwise steps; returns (steps, flops, written, cost)."""
+    best: list = [None]
+
+    def search(ops: list[str], steps: list[Step], cost: int, greedy: bool):
+        if best[0] is not None and cost >= best[0][3]:
+            return
+        if len(ops) == 1:
+            best[0] = (list(steps), sum(s.flops for s in steps), sum(s.written for s in steps), cost)
+            return
+        options = []
+        for j in range(len(ops)):
+            for i in range(j):
+                rest = [o for k, o in enumerate(ops) if k not in (i, j)]
+                last = len(ops) == 2
+                keep = set(output).union(*rest) if rest else set(output)
+                res, kind, flops, written, c, groups = pair_step(ops[j], ops[i], keep, sizes,
+                                                                 output if last else None)
+                options.append((c, j, i, res, kind, flops, written, groups))
+        options.sort()
+        if greedy:
+            options = options[:1]
+        for c, j, i, res, kind, flops, written, groups in options:
+            eq = f"{ops[j]},{ops[i]}->{res}"
+            rest = [o for k, o in enumerate(ops) if k not in (i, j)] + [res]
+            used = tuple((ch, sizes[ch]) for ch in dict.fromkeys(ops[j] + ops[i]))
+            steps.append(Step((j, i), eq, kind, flops, written, c, groups, used))
+            search(rest, steps, cost + c, greedy)
+            steps.pop()
+
+    search(list(inputs), [], 0, greedy=len(inputs) > EXHAUSTIVE_LIMIT)
+    return best[0]
+
+
+def _parse(equation: str, shapes):
+    lhs, output = equation.split("->")
+    inputs = lhs.split(",")
+    sizes: dict[str, int] = {}
+    for sub, shape in zip(inputs, shapes):
+        for c, n in zip(sub, shape):
+            sizes[c] = n
+    return inputs, output, sizes
+
+
+def order_for(equation: str, shapes: list[tuple[int, ...]]):
+    return best_order(*_parse(equation, shapes))
+
+
+def left_to_right(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int]:
+    """(flops, cost) of contracting the operands strictly in written order, under the same model."""
+    inputs, output, sizes = _parse(equation, shapes)
+    acc, flops, cost = inputs[0], 0, 0
+    for k, nxt in enumerate(inputs[1:], 2):
+        rest = inputs[k:]
+        keep = set(output).union(*rest) if rest else set(output)
+        acc, _, f, _, c, _ = pair_step(acc, nxt, keep, sizes, None if rest else output)
+        flops, cost = flops + f, cost + c
+    return flops, cost
