@@ -21,12 +21,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# Calibrated on a 2-core x86 CPU with PyTorch 2.13 (benchmarks/bench_primitives.py):
-WRITE_WEIGHT = 24             # FLOPs one written (or copied) element is worth
+# In units of one GEMM FLOP.  Starting points measured by benchmarks/bench_primitives.py on a
+# 2-core x86 CPU with PyTorch 2.13 (multiply 14, permuted copy 22, tiny-bmm batch element
+# 25,000, multiply-and-sum 59), then adjusted on benchmarks/bench_tensor_product.py's cases,
+# because the model ignores strided-access and dispatch effects that favour fewer, larger writes.
+WRITE_WEIGHT = 24             # writing one element of a result
+COPY_WEIGHT = 24              # copying one element into a new layout before a matmul
+BMM_FLOP_WEIGHT = 1.0         # one FLOP of a contiguous batched matmul
 SMALL_BMM = 400               # m*n*k below which PyTorch's CPU bmm takes its per-element loop
-SMALL_BMM_OVERHEAD = 12_000   # FLOPs one batch element of that loop costs (~0.45 us)
-BMM_OVERHEAD = 20             # FLOPs per batch element of a vectorised bmm
-MULSUM_WEIGHT = 32            # FLOPs per element of a broadcast multiply-and-sum (strided reduction)
+SMALL_BMM_OVERHEAD = 25_000   # one batch element of that loop (~0.4 us)
+MULSUM_WEIGHT = 59            # one element of a broadcast multiply-and-sum
 EXHAUSTIVE_LIMIT = 6
 
 
@@ -64,7 +68,9 @@ def pair_step(a: str, b: str, keep: set[str], sizes: dict[str, int], out: str | 
     result = out if out is not None else "".join(shared + a_only + b_only)
     full = _size(union, sizes)
     written = _size(result, sizes)
-    flops = full * (2 if summed else 1)
+    # Summing over letters of size 1 is no reduction at all: such a step is a plain multiply.
+    real_sum = [c for c in summed if sizes[c] > 1]
+    flops = full * (2 if real_sum else 1)
     # Operands whose letters are not already grouped as the kernel wants are copied first.
     copies = 0
     for sub, own in ((a, a_only), (b, b_only)):
@@ -72,15 +78,15 @@ def pair_step(a: str, b: str, keep: set[str], sizes: dict[str, int], out: str | 
             copies += _size(sub, sizes)
     if out is not None and not _grouped(out, [shared, a_only, b_only]):
         copies += written
-    copy_cost = WRITE_WEIGHT * copies
-    if not summed:
-        kind, cost = "mul", full + WRITE_WEIGHT * written + copy_cost
+    copy_cost = COPY_WEIGHT * copies
+    if not real_sum:
+        kind, cost = "mul", full + WRITE_WEIGHT * written
     elif not shared:
         kind, cost = "matmul", flops + WRITE_WEIGHT * written + copy_cost
     else:
         m, n, k = _size(a_only, sizes), _size(b_only, sizes), _size(summed, sizes)
-        per_batch = SMALL_BMM_OVERHEAD if m * n * k < SMALL_BMM else BMM_OVERHEAD
-        bmm = flops + WRITE_WEIGHT * written + copy_cost + per_batch * _size(shared, sizes)
+        per_batch = SMALL_BMM_OVERHEAD if m * n * k < SMALL_BMM else 0
+        bmm = int(BMM_FLOP_WEIGHT * flops) + WRITE_WEIGHT * written + copy_cost + per_batch * _size(shared, sizes)
         mulsum = full * MULSUM_WEIGHT + WRITE_WEIGHT * written
         kind, cost = ("bmm", bmm) if bmm < mulsum else ("mulsum", mulsum)
     groups = ("".join(shared), "".join(a_only), "".join(b_only), "".join(summed))

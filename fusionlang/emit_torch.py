@@ -296,8 +296,9 @@ def _step_expression(step, args: list[str]) -> str:
     union = "".join(dict.fromkeys("".join(subs)))
     target = out + "".join(c for c in union if c not in out)
     product = " * ".join(_aligned(a, sub, target) for a, sub in zip(args, subs))
-    if step.kind == "mul":
-        return product
+    if step.kind == "mul":   # letters summed here all have size 1: drop them
+        extra = len(target) - len(out)
+        return f"({product})[..., {', '.join(['0'] * extra)}]" if extra else product
     dims = tuple(range(len(out), len(target)))
     return f"({product}).sum(dim={dims[0] if len(dims) == 1 else dims})"
 

@@ -30,9 +30,9 @@ from .ir import Diagram
 from .paths import Path, vertex_paths
 
 PLAN_BATCH = 1024     # the batch size the contraction order is optimised for
-# What one more kernel call costs, in FLOPs, when choosing how to batch paths:
-# about 5 microseconds of eager dispatch on a CPU core doing ~20 GFLOP/s.
-OP_OVERHEAD_FLOPS = 100_000
+# What one more kernel call costs, in GEMM FLOPs, when choosing how to batch paths: about
+# 5 microseconds of eager dispatch (Python, permutes, allocation) on a 2-core CPU.
+OP_OVERHEAD_FLOPS = 300_000
 
 
 @dataclass(frozen=True)
