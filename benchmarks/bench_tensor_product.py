@@ -9,15 +9,15 @@ Cases (issue: planner and code generation):
   c) the three-body block fuse(h, y1, y2) [uvu] against the e3nn sequence of two tensor
      products computing the same function (the first keeps one output term per path, so
      the second has exactly one weight per complete path and channel).
-Peak memory is measured in a fresh subprocess per (case, implementation) as the growth of
-the resident set size over the run (ru_maxrss), after inputs and modules exist.
+Peak memory is measured in a fresh subprocess per (case, implementation): the rise of the peak
+resident set size (VmHWM, reset just before the run) over the resident size before one
+forward+backward, after inputs and modules exist.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -118,17 +118,25 @@ def run_times(name: str, impl: str, repeat: int) -> dict:
 
 
 def peak_memory(name: str, impl: str) -> int:
-    """Run one forward+backward in a fresh process; report the RSS growth in bytes."""
-    code = (f"import sys, resource, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({THREADS});"
-            "from benchmarks.bench_tensor_product import CASES, build;"
+    """Run one forward+backward in a fresh process; report how far the peak resident set size rose
+    above the resident size just before it (Linux: the peak is reset through /proc/self/clear_refs)."""
+    code = (f"import sys, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads({THREADS});"
+            "from benchmarks.bench_tensor_product import CASES, build, _status_kb;"
             f"m, xs = build(CASES[{name!r}], {impl!r}); xs = [x.requires_grad_(True) for x in xs];"
-            "import gc; gc.collect(); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-            "out = m(*xs); out.pow(2).sum().backward();"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)")
+            "import gc; gc.collect(); open('/proc/self/clear_refs', 'w').write('5');"
+            "base = _status_kb('VmRSS'); out = m(*xs); out.pow(2).sum().backward();"
+            "print((_status_kb('VmHWM') - base) * 1024)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     if res.returncode:
         raise RuntimeError(res.stderr)
-    return int(res.stdout.strip().splitlines()[-1]) * 1024
+    return int(res.stdout.strip().splitlines()[-1])
+
+
+def _status_kb(field: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
 
 def matmul_rate() -> float:
@@ -139,8 +147,8 @@ def matmul_rate() -> float:
 
 def plan_numbers(name: str) -> dict:
     """The planner's FLOPs for this case and the best order found by exhaustive search per contraction."""
-    import opt_einsum as oe
     from fusionlang.api import compile_source
+    from fusionlang.contract_order import order_for
     case = CASES[name]
     three = case.get("three_body", False)
     ins = "in y1 : sh({0})\n in y2 : sh({0})".format(case["l"]) if three else f"in y1 : sh({case['l']})"
@@ -154,13 +162,16 @@ def plan_numbers(name: str) -> dict:
     best = 0
     for v in plan.vertices:
         for c in v.contractions:
-            shapes = [(case["batch"], s.mul, s.dim) for s in c.segments] + [c.constant.shape]
+            shapes = [(case["batch"], s.mul, s.dim) for s in c.segments]
+            if v.kind == "fuse":
+                shapes.append(c.constant.shape)
             if c.weight_shape is not None:
                 shapes.append(c.weight_shape)
-            _, info = oe.contract_path(c.equation, *shapes, shapes=True, optimize="optimal")
-            best += int(info.opt_cost)
+            if c.scatter is not None:
+                shapes.append(c.scatter.shape)
+            best += order_for(c.equation, shapes, objective="flops")[1]
     return {"flops": chosen, "naive_flops": plan.naive_flops, "exhaustive_flops": best, "paths": plan.n_paths,
-            "weights": plan.weight_numel}
+            "weights": plan.weight_numel, "cost": plan.cost, "naive_cost": plan.naive_cost}
 
 
 def main():
@@ -188,12 +199,13 @@ def main():
                      f"{e3['forward'] / ours['forward']:.2f}x | {ours['forward_backward'] * 1e3:.2f} | "
                      f"{e3['forward_backward'] * 1e3:.2f} | {e3['forward_backward'] / ours['forward_backward']:.2f}x | "
                      f"{m} | {frac * 100:.1f}% |")
-    plan_lines = ["| case | paths | weights | planner FLOPs | exhaustive-order FLOPs | planner / exhaustive | "
-                  "naive per-path FLOPs |", "|---|---|---|---|---|---|---|"]
+    plan_lines = ["| case | paths | weights | planner FLOPs | FLOP-optimal orders (exhaustive, same grouping) | "
+                  "planner / optimal | "
+                  "naive per-path FLOPs | modelled cost: planner / naive |", "|---|---|---|---|---|---|---|---|"]
     for name, _, _, _, plan, _ in rows:
         plan_lines.append(f"| {name} | {plan['paths']} | {plan['weights']} | {plan['flops']:,} | "
                           f"{plan['exhaustive_flops']:,} | {plan['flops'] / plan['exhaustive_flops']:.3f} | "
-                          f"{plan['naive_flops']:,} |")
+                          f"{plan['naive_flops']:,} | {plan['cost'] / plan['naive_cost']:.2f} |")
     text = "\n".join(lines) + "\n\nfloat32 matmul rate of this machine (2048^3, 2 threads): " \
         f"{rate / 1e9:.1f} GFLOP/s\n\n" + "\n".join(plan_lines) + "\n"
     print(text)

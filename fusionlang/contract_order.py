@@ -13,8 +13,9 @@ kind differently:
              so for thousands of tiny matrices the vectorised multiply-and-sum wins.
 
 The cost of a step is its arithmetic plus WRITE_WEIGHT per element it writes
-(memory traffic dominates these small, wide tensors).  Up to 6 operands every
-order is tried; beyond that, the cheapest next step is taken greedily.
+(memory traffic dominates these small, wide tensors).  Up to 8 operands the best
+contraction tree is found exactly (dynamic programming over subsets); beyond
+that, the cheapest next step is taken greedily.
 """
 from __future__ import annotations
 
@@ -31,13 +32,13 @@ BMM_FLOP_WEIGHT = 1.0         # one FLOP of a contiguous batched matmul
 SMALL_BMM = 400               # m*n*k below which PyTorch's CPU bmm takes its per-element loop
 SMALL_BMM_OVERHEAD = 25_000   # one batch element of that loop (~0.4 us)
 MULSUM_WEIGHT = 59            # one element of a broadcast multiply-and-sum
-EXHAUSTIVE_LIMIT = 6
+EXHAUSTIVE_LIMIT = 8
 
 
 @dataclass(frozen=True)
 class Step:
-    positions: tuple[int, int]   # operands popped from the current list (larger index first)
-    equation: str                # "ab,bc->ac": inputs in the popped order
+    positions: tuple[int, int]   # the two operands' places in the running list (results are appended)
+    equation: str                # "ab,bc->ac": inputs in the order of positions
     kind: str                    # mul | matmul | bmm | mulsum
     flops: int
     written: int
@@ -93,38 +94,88 @@ def pair_step(a: str, b: str, keep: set[str], sizes: dict[str, int], out: str | 
     return result, kind, flops, written, cost, groups
 
 
-def best_order(inputs: list[str], output: str, sizes: dict[str, int]) -> tuple[list[Step], int, int, int]:
-    """The cheapest sequence of pairwise steps; returns (steps, flops, written, cost)."""
-    best: list = [None]
+def best_order(inputs: list[str], output: str, sizes: dict[str, int],
+               objective: str = "cost") -> tuple[list[Step], int, int, int]:
+    """The cheapest contraction tree, by dynamic programming over subsets of operands (exact up to
+    EXHAUSTIVE_LIMIT operands, greedy beyond); returns (steps, flops, written, cost).
 
-    def search(ops: list[str], steps: list[Step], cost: int, greedy: bool):
-        if best[0] is not None and cost >= best[0][3]:
-            return
-        if len(ops) == 1:
-            best[0] = (list(steps), sum(s.flops for s in steps), sum(s.written for s in steps), cost)
-            return
+    objective "cost" minimises the time model; "flops" minimises arithmetic alone (for comparison).
+    """
+    n = len(inputs)
+    if n > EXHAUSTIVE_LIMIT:
+        return _greedy(inputs, output, sizes)
+    full = (1 << n) - 1
+    letters_of = [set(sub) for sub in inputs]
+    # best[mask] = (score, cost, flops, written, subscript, tree); a tree is a leaf index or a pair.
+    best: dict[int, tuple] = {1 << i: (0, 0, 0, 0, inputs[i], i) for i in range(n)}
+    for mask in sorted(range(1, full + 1), key=lambda m: bin(m).count("1")):
+        if mask in best:
+            continue
+        outside = set(output).union(*(letters_of[i] for i in range(n) if not mask >> i & 1))
+        last = mask == full
+        choice = None
+        sub = (mask - 1) & mask
+        while sub:
+            other = mask ^ sub
+            if sub < other:       # each split once
+                sa, sb = best[sub], best[other]
+                res, kind, flops, written, c, groups = pair_step(sa[4], sb[4], outside, sizes,
+                                                                 output if last else None)
+                cost, fl = sa[1] + sb[1] + c, sa[2] + sb[2] + flops
+                score = cost if objective == "cost" else fl
+                if choice is None or score < choice[0]:
+                    step = (kind, flops, written, c, groups, f"{sa[4]},{sb[4]}->{res}")
+                    choice = (score, cost, fl, sa[3] + sb[3] + written, res, (sa[5], sb[5], step))
+            sub = (sub - 1) & mask
+        best[mask] = choice
+    _, cost, flops, written, _, tree = best[full]
+    return _linearise(tree, n, sizes), flops, written, cost
+
+
+def _linearise(tree, n: int, sizes) -> list[Step]:
+    """Post-order steps; positions index the running list (operands, then results appended)."""
+    items = list(range(n))
+    steps: list[Step] = []
+
+    def visit(node):
+        if isinstance(node, int):
+            return node
+        left, right, (kind, flops, written, c, groups, eq) = node
+        a, b = visit(left), visit(right)
+        pa, pb = items.index(a), items.index(b)
+        for p in sorted((pa, pb), reverse=True):
+            items.pop(p)
+        key = object()
+        items.append(key)
+        lhs = eq.split("->")[0].replace(",", "")
+        used = tuple((ch, sizes[ch]) for ch in dict.fromkeys(lhs))
+        steps.append(Step((pa, pb), eq, kind, flops, written, c, groups, used))
+        return key
+
+    visit(tree)
+    return steps
+
+
+def _greedy(inputs: list[str], output: str, sizes: dict[str, int]):
+    ops = list(inputs)
+    steps, flops, written, cost = [], 0, 0, 0
+    while len(ops) > 1:
         options = []
         for j in range(len(ops)):
             for i in range(j):
                 rest = [o for k, o in enumerate(ops) if k not in (i, j)]
-                last = len(ops) == 2
                 keep = set(output).union(*rest) if rest else set(output)
-                res, kind, flops, written, c, groups = pair_step(ops[j], ops[i], keep, sizes,
-                                                                 output if last else None)
-                options.append((c, j, i, res, kind, flops, written, groups))
-        options.sort()
-        if greedy:
-            options = options[:1]
-        for c, j, i, res, kind, flops, written, groups in options:
-            eq = f"{ops[j]},{ops[i]}->{res}"
-            rest = [o for k, o in enumerate(ops) if k not in (i, j)] + [res]
-            used = tuple((ch, sizes[ch]) for ch in dict.fromkeys(ops[j] + ops[i]))
-            steps.append(Step((j, i), eq, kind, flops, written, c, groups, used))
-            search(rest, steps, cost + c, greedy)
-            steps.pop()
-
-    search(list(inputs), [], 0, greedy=len(inputs) > EXHAUSTIVE_LIMIT)
-    return best[0]
+                res, kind, f, w, c, groups = pair_step(ops[i], ops[j], keep, sizes, None if rest else output)
+                options.append((c, i, j, res, kind, f, w, groups))
+        c, i, j, res, kind, f, w, groups = min(options)
+        eq = f"{ops[i]},{ops[j]}->{res}"
+        used = tuple((ch, sizes[ch]) for ch in dict.fromkeys(ops[i] + ops[j]))
+        steps.append(Step((i, j), eq, kind, f, w, c, groups, used))
+        for p in (j, i):
+            ops.pop(p)
+        ops.append(res)
+        flops, written, cost = flops + f, written + w, cost + c
+    return steps, flops, written, cost
 
 
 def _parse(equation: str, shapes):
@@ -137,8 +188,8 @@ def _parse(equation: str, shapes):
     return inputs, output, sizes
 
 
-def order_for(equation: str, shapes: list[tuple[int, ...]]):
-    return best_order(*_parse(equation, shapes))
+def order_for(equation: str, shapes: list[tuple[int, ...]], objective: str = "cost"):
+    return best_order(*_parse(equation, shapes), objective=objective)
 
 
 def left_to_right(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int]:

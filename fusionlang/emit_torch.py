@@ -227,7 +227,9 @@ class _ModuleWriter:
         names = list(operands)
         result = None
         for k, step in enumerate(c.steps):
-            args = [names.pop(i) for i in step.positions]
+            args = [names[i] for i in step.positions]
+            for i in sorted(step.positions, reverse=True):
+                names.pop(i)
             expr = _step_expression(step, args)
             if k == len(c.steps) - 1:
                 result = expr
