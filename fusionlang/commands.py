@@ -60,7 +60,9 @@ def format_plan(program, verbose: bool = False) -> str:
                     lines.append(f"      path {k}: {_path_text(d, v, k)}")
             for c in v.contractions:
                 order = " ; ".join(s.equation for s in c.steps)
-                lines.append(f"      -> term {c.out_term}: {len(c.paths)} path(s)  {c.equation}  order: {order}")
+                terms = c.out_terms or (c.out_term,)
+                label = f"term{'s' * (len(terms) > 1)} {','.join(map(str, terms))}"
+                lines.append(f"      -> {label}: {len(c.paths)} path(s)  {c.equation}  order: {order}")
         ratio = plan.naive_flops / plan.flops if plan.flops else float("nan")
         lines.append(f"  total FLOPs {plan.flops:,} vs naive {plan.naive_flops:,} ({ratio:.2f}x)")
         gain = plan.naive_cost / plan.cost if plan.cost else float("nan")

@@ -22,12 +22,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# In units of one GEMM FLOP.  Starting points measured by benchmarks/bench_primitives.py on a
-# 2-core x86 CPU with PyTorch 2.13 (multiply 14, permuted copy 22, tiny-bmm batch element
-# 25,000, multiply-and-sum 59), then adjusted on benchmarks/bench_tensor_product.py's cases,
-# because the model ignores strided-access and dispatch effects that favour fewer, larger writes.
-WRITE_WEIGHT = 24             # writing one element of a result
-COPY_WEIGHT = 24              # copying one element into a new layout before a matmul
+# In units of one GEMM FLOP, measured by benchmarks/bench_primitives.py on a 2-core x86 CPU with
+# PyTorch 2.13 (float32, batch 4096).  BMM_FLOP_WEIGHT is the exception: the measured 3.5 (one
+# shape) made the planner avoid bmm where it wins on benchmarks/bench_tensor_product.py's cases.
+WRITE_WEIGHT = 14             # writing one element of a result
+COPY_WEIGHT = 22              # copying one element into a new layout before a matmul
 BMM_FLOP_WEIGHT = 1.0         # one FLOP of a contiguous batched matmul
 SMALL_BMM = 400               # m*n*k below which PyTorch's CPU bmm takes its per-element loop
 SMALL_BMM_OVERHEAD = 25_000   # one batch element of that loop (~0.4 us)
@@ -65,12 +64,18 @@ def pair_step(a: str, b: str, keep: set[str], sizes: dict[str, int], out: str | 
     shared = [c for c in a if c in b and c not in summed]
     a_only = [c for c in a if c not in b and c not in summed]
     b_only = [c for c in b if c not in a and c not in summed]
-    # A batched matmul's natural result order, so that no copy is needed after it.
-    result = out if out is not None else "".join(shared + a_only + b_only)
-    full = _size(union, sizes)
-    written = _size(result, sizes)
     # Summing over letters of size 1 is no reduction at all: such a step is a plain multiply.
     real_sum = [c for c in summed if sizes[c] > 1]
+    if out is not None:
+        result = out
+    elif not real_sum or not shared:
+        # An elementwise result keeps the larger operand's layout (so the batch stays outermost).
+        big, small = (a, b) if _size(a, sizes) >= _size(b, sizes) else (b, a)
+        result = "".join([c for c in big if c not in summed] + [c for c in small if c not in big and c not in summed])
+    else:
+        result = "".join(shared + a_only + b_only)   # a batched matmul's natural order: no copy after it
+    full = _size(union, sizes)
+    written = _size(result, sizes)
     flops = full * (2 if real_sum else 1)
     # Operands whose letters are not already grouped as the kernel wants are copied first.
     copies = 0

@@ -1,17 +1,17 @@
 """The planner: paths, weights, normalisation and contraction order for every vertex.
 
 A fuse vertex is evaluated as a few batched contractions instead of one per
-path.  Each input wire is cut into *segments*: maximal runs of terms with one
-multiplicity, viewed as ``[batch, mul, sum of irrep dims]`` (so ``sh(2)`` is a
-single ``[batch, 1, 9]`` operand).  Paths that read the same segments and
-write the same output term form one contraction::
+path.  Each input wire is cut into *segments* (maximal runs of terms with one
+multiplicity, viewed as ``[batch, mul, sum of irrep dims]``, or one term each),
+and paths that read the same segments form one contraction::
 
     out[z, channels, k] = sum  x_1[z, u1, i1] ... x_n[z, un, in] K[i1..in, p, k] W[p, u.., w]
 
-K stacks the paths' isometric coupling tensors (n-ary trees contracted ahead
-of time, normalisation folded in) and W their weights.  opt_einsum chooses the
-pairwise order from the real shapes, so one ``y1 (x) y2`` coupling feeds every
-path and weights meet the small CG tensor before the batch.  See docs/planner.md.
+K stacks the paths' isometric coupling tensors (n-ary trees contracted ahead of
+time, normalisation folded in) and W their weights; for uvu/uuu one contraction
+may serve every output term through a 0/1 scatter matrix.  contract_order.py
+finds each contraction's pairwise order under a CPU cost model, and the
+grouping with the lowest total cost wins.  See docs/planner.md.
 """
 from __future__ import annotations
 
