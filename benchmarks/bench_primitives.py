@@ -6,23 +6,18 @@ Prints nanoseconds per element / per FLOP for the primitive kinds the emitter
 writes (multiply, GEMM, contiguous bmm, tiny bmm, multiply-and-sum, permuted copy)
 and the constants they imply, in units of one GEMM FLOP.
 """
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(2)
 
 
 def timeit(fn, repeat=9):
-    fn()
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    from bench_tensor_product import timeit as median_time
+    return median_time(fn, repeat)
 
 
 def main():

@@ -102,6 +102,23 @@ for _i in range(1, 4 * MAX_TWO_J + 8):
 del _i
 
 
+def _racah_sum(n1: int, n2: int, n3: int, n4: int, n5: int) -> tuple[int, int]:
+    """Racah's alternating sum as an exact fraction T / P (T = 0 when the range is empty):
+
+    S = sum_k (-1)^k / (k! (n1-k)! (n2-k)! (n3-k)! (n4+k)! (n5+k)!)
+    """
+    f = _FACT
+    kmin, kmax = max(0, -n4, -n5), min(n1, n2, n3)
+    if kmin > kmax:
+        return 0, 1
+    P = f[kmax] * f[n1 - kmin] * f[n2 - kmin] * f[n3 - kmin] * f[n4 + kmax] * f[n5 + kmax]
+    T, s = 0, (1 if kmin % 2 == 0 else -1)
+    for k in range(kmin, kmax + 1):
+        T += s * (P // (f[k] * f[n1 - k] * f[n2 - k] * f[n3 - k] * f[n4 + k] * f[n5 + k]))
+        s = -s
+    return T, P
+
+
 def _cg_entry_exact(a: int, b: int, c: int, ma: int, mb: int) -> tuple[int, Fraction]:
     """<j1 m1 j2 m2 | j3 m1+m2> as (sign, square) with exact integers; args are twice the spins."""
     f = _FACT
@@ -111,15 +128,7 @@ def _cg_entry_exact(a: int, b: int, c: int, ma: int, mb: int) -> tuple[int, Frac
     n3 = (b + mb) // 2
     n4 = (c - b + ma) // 2
     n5 = (c - a - mb) // 2
-    kmin, kmax = max(0, -n4, -n5), min(n1, n2, n3)
-    if kmin > kmax:
-        return 0, Fraction(0)
-    # S = sum_k (-1)^k / (k! (n1-k)! (n2-k)! (n3-k)! (n4+k)! (n5+k)!) = T / P exactly
-    P = f[kmax] * f[n1 - kmin] * f[n2 - kmin] * f[n3 - kmin] * f[n4 + kmax] * f[n5 + kmax]
-    T, s = 0, (1 if kmin % 2 == 0 else -1)
-    for k in range(kmin, kmax + 1):
-        T += s * (P // (f[k] * f[n1 - k] * f[n2 - k] * f[n3 - k] * f[n4 + k] * f[n5 + k]))
-        s = -s
+    T, P = _racah_sum(n1, n2, n3, n4, n5)
     if T == 0:
         return 0, Fraction(0)
     num = ((c + 1) * f[(c + a - b) // 2] * f[(c - a + b) // 2] * f[n1]
@@ -150,14 +159,7 @@ def _su2_compact(a: int, b: int, c: int) -> np.ndarray:
             n3 = (b + mb) // 2
             n4 = (c - b + ma) // 2
             n5 = (c - a - mb) // 2
-            kmin, kmax = max(0, -n4, -n5), min(n1, n2, n3)
-            if kmin > kmax:
-                continue
-            P = f[kmax] * f[n1 - kmin] * f[n2 - kmin] * f[n3 - kmin] * f[n4 + kmax] * f[n5 + kmax]
-            T, s = 0, (1 if kmin % 2 == 0 else -1)
-            for k in range(kmin, kmax + 1):
-                T += s * (P // (f[k] * f[n1 - k] * f[n2 - k] * f[n3 - k] * f[n4 + k] * f[n5 + k]))
-                s = -s
+            T, P = _racah_sum(n1, n2, n3, n4, n5)
             if T == 0:
                 continue
             num = pre * f[(c + mc) // 2] * f[(c - mc) // 2] * f[n2] * f[(a + ma) // 2] * f[(b - mb) // 2] * f[n3]

@@ -122,21 +122,10 @@ class Plan:
     vertices: list[VertexPlan]
     batch: int
 
-    @property
-    def flops(self) -> int:
-        return sum(v.flops for v in self.vertices)
-
-    @property
-    def naive_flops(self) -> int:
-        return sum(v.naive_flops for v in self.vertices)
-
-    @property
-    def cost(self) -> int:
-        return sum(v.cost for v in self.vertices)
-
-    @property
-    def naive_cost(self) -> int:
-        return sum(v.naive_cost for v in self.vertices)
+    flops = property(lambda self: sum(v.flops for v in self.vertices))
+    naive_flops = property(lambda self: sum(v.naive_flops for v in self.vertices))
+    cost = property(lambda self: sum(v.cost for v in self.vertices))
+    naive_cost = property(lambda self: sum(v.naive_cost for v in self.vertices))
 
     @property
     def weight_numel(self) -> int:
