@@ -16,8 +16,6 @@ forward+backward, after inputs and modules exist.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys

@@ -8,7 +8,7 @@ from pathlib import Path
 from .api import compile_analysis
 from .frontend import analyze_file
 from .reference import evaluate_closed
-from .render import GraphvizNotFound, find_dot, render
+from .render import find_dot, render
 from .verify import TOLERANCE, equivariance_error
 
 

@@ -12,7 +12,6 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .diagnostics import Diagnostic
 from .frontend import Analysis, analyze_file
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -71,7 +70,7 @@ def cmd_check(args) -> int:
 
 def cmd_fmt(args) -> int:
     from .fmt import format_source
-    from .syntax import ParseFailed, decode_source
+    from .syntax import ParseFailed
     status = EXIT_OK
     for path in args.files:
         a = _load(path)

@@ -9,7 +9,6 @@ e3nn's order (LANGUAGE.md section 6), sliced per contraction.
 from __future__ import annotations
 
 import keyword
-import math
 
 import numpy as np
 
@@ -164,8 +163,6 @@ class _ModuleWriter:
         return name
 
     def vertex(self, v: VertexPlan) -> None:
-        d = self.d
-        data = d.graph.nodes[v.node]
         out = v.outputs[0]
         opts = f" [weights={v.mode}{', external' if v.external else ''}]" if v.kind == "fuse" else \
             (" [external]" if v.external else "")

@@ -6,7 +6,7 @@ one); a comment after code stays at the end of that statement's line.
 """
 from __future__ import annotations
 
-from .syntax import Assign, Call, Decl, IrrepsExpr, Label, NameRef, Paren, Program, Sh, parse
+from .syntax import Assign, Call, Decl, IrrepsExpr, Label, NameRef, Program, Sh, parse
 
 
 def format_irreps(expr: IrrepsExpr) -> str:

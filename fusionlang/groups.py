@@ -129,7 +129,7 @@ class Group:
         if not m:
             raise LabelError(f"`{text}` is not an irrep label of group {self.name}",
                              f"{self.name} irreps are written {self.example_labels()}")
-        digits, num_over, den, suffix = m.group(1), m.group(2), m.group(3), m.group(4)
+        digits, den, suffix = m.group(1), m.group(3), m.group(4)
         if len(digits) > 6 or (den and len(den) > 6):
             raise LabelError(f"irrep `{text}` is beyond the limit l, j <= {MAX_TWO_J // 2}")
         if den is not None:

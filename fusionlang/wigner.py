@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from .coupling import _as_irrep, _group, real_to_complex
-from .groups import Irrep, Irreps, MulIrrep
+from .groups import MulIrrep
 
 __all__ = ["random_rotation", "rotation_matrix", "angles_from_matrix", "wigner_D", "irreps_D"]
 
