@@ -79,7 +79,6 @@ class Contraction:
     constant: np.ndarray                   # K (float64), normalisation folded in
     weight_index: np.ndarray | None        # indices into the flat weight vector, or None
     weight_shape: tuple[int, ...] | None   # W's shape without the batch axis
-    out_shape: tuple[int, ...]             # result shape without the batch axis
     steps: list[Step] = field(default_factory=list)
     flops: int = 0
     paths: list[int] = field(default_factory=list)
@@ -282,7 +281,6 @@ def _channel_letters(mode: str, n: int) -> list[str]:
 def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch):
     n = len(segs)
     d_out = out[out_term].irrep.dim
-    out_mul = out[out_term].mul
     if kind == "linear":
         # One input term per path (segments are single terms): x[z, u, k] W[u, w] -> [z, w, k], scaled.
         (p,), (c,) = paths, coeffs
@@ -291,7 +289,7 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
         steps, flops, written, cost = _order(eq, op_shapes)
         index = offsets[0] + np.arange(math.prod(shapes[0]))
         return Contraction(out_term, segs, eq, np.array(c), index.astype(np.int64), shapes[0],
-                           (out_mul, d_out), steps, flops, written=written, cost=cost)
+                           steps, flops, written=written, cost=cost)
     # fuse
     P = len(paths)
     idx = [_LETTERS[8 + r] for r in range(n)]          # i, j, k, ... irrep components
@@ -310,19 +308,18 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
         K = K.sum(axis=-2)
         eq = ",".join(x_terms + ["".join(idx) + "o"]) + "->z" + "".join(chan) + "o"
         op_shapes = x_shapes + [K.shape]
-        weight_shape, out_shape = None, tuple(s.mul for s in segs) + (d_out,)
+        weight_shape = None
     else:
         wl = {"uvw": "p" + "".join(chan) + "w", "uvu": "p" + "".join(chan), "uuu": "pa"}[mode]
         res = {"uvw": "zwo", "uvu": "z" + chan[0] + "o", "uuu": "zao"}[mode]
         eq = ",".join(x_terms + ["".join(idx) + "po", zw + wl]) + "->" + res
         weight_shape = (P,) + shapes[0]
         op_shapes = x_shapes + [K.shape, ((batch,) if external else ()) + weight_shape]
-        out_shape = (out_mul, d_out)
     steps, flops, written, cost = _order(eq, op_shapes)
     index = None
     if mode != "none":
         index = np.concatenate([off + np.arange(math.prod(s)) for off, s in zip(offsets, shapes)]).astype(np.int64)
-    return Contraction(out_term, segs, eq, K, index, weight_shape, out_shape, steps, flops, written=written, cost=cost)
+    return Contraction(out_term, segs, eq, K, index, weight_shape, steps, flops, written=written, cost=cost)
 
 
 def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch):
@@ -362,8 +359,7 @@ def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, sha
     op_shapes = [(batch, s.mul, s.dim) for s in segs] + [K.shape, ((batch,) if external else ()) + W_index.shape,
                                                          S.shape]
     steps, flops, written, cost = _order(eq, op_shapes)
-    return Contraction(-1, segs, eq, K, W_index.reshape(-1), W_index.shape, (segs[0].mul, S.shape[1]), steps,
-                       flops, out_terms=tuple(terms), out_offsets=tuple(term_offsets), scatter=S, written=written, cost=cost)
+    return Contraction(-1, segs, eq, K, W_index.reshape(-1), W_index.shape, steps, flops, out_terms=tuple(terms), out_offsets=tuple(term_offsets), scatter=S, written=written, cost=cost)
 
 
 def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> int:

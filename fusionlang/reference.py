@@ -28,15 +28,15 @@ MAX_DENSE_ENTRIES = 50_000_000
 
 def _iso(group_name, irreps, inner, out, exact=False):
     """The isometric coupling of a left-deep tree, by explicit contraction of binary CG tensors."""
-    get = cg_exact if exact else cg
+    def fetch(a, b, c):
+        if exact:
+            return np.array(cg_exact(group_name, a, b, c).tolist(), dtype=object)
+        return np.real_if_close(np.asarray(cg(group_name, a, b, c)))
+
     labels = list(inner) + [out]
-    acc = np.array(get(group_name, irreps[0], irreps[1], labels[0]).tolist(), dtype=object if exact else None)
-    if not exact:
-        acc = np.real_if_close(np.asarray(get(group_name, irreps[0], irreps[1], labels[0])))
+    acc = fetch(irreps[0], irreps[1], labels[0])
     for r in range(2, len(irreps)):
-        nxt = get(group_name, labels[r - 2], irreps[r], labels[r - 1])
-        nxt = np.array(nxt.tolist(), dtype=object) if exact else np.real_if_close(np.asarray(nxt))
-        acc = np.tensordot(acc, nxt, axes=([acc.ndim - 1], [0]))
+        acc = np.tensordot(acc, fetch(labels[r - 2], irreps[r], labels[r - 1]), axes=([acc.ndim - 1], [0]))
     return acc
 
 
@@ -81,10 +81,8 @@ def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False
     dims = [w.dim for w in ins] + [w.dim for w in outs]
     if math.prod(dims) * (lead[0] if lead else 1) > MAX_DENSE_ENTRIES:
         raise ValueError(f"vertex {node} is too large for the dense reference evaluator")
-    dtype = object if exact else (complex if diagram.group.is_complex and False else float)
-    T = np.zeros(lead + tuple(dims), dtype=dtype)
-    if exact:
-        T[...] = 0
+    # SU2's Condon–Shortley coefficients are real, so float suffices; exact values are sympy objects.
+    T = np.zeros(lead + tuple(dims), dtype=object if exact else float)
 
     def in_muls(q):
         return [ins[r][t].mul for r, t in enumerate(q.ins)]
