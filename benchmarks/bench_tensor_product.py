@@ -168,6 +168,8 @@ def plan_numbers(name: str) -> dict:
             if c.scatter is not None:
                 shapes.append(c.scatter.shape)
             best += order_for(c.equation, shapes, objective="flops")[1]
+        for b in v.operator_blocks:   # the same contraction as one einsum, in its FLOP-optimal order
+            best += order_for(b.equation, b.operand_shapes, objective="flops")[1]
     return {"flops": chosen, "naive_flops": plan.naive_flops, "exhaustive_flops": best, "paths": plan.n_paths,
             "weights": plan.weight_numel, "cost": plan.cost, "naive_cost": plan.naive_cost}
 

@@ -50,7 +50,9 @@ def format_plan(program, verbose: bool = False) -> str:
             ext = ", external" if v.external else ""
             lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({', '.join(v.inputs)}) [{v.mode}{ext}]  "
                          f"(line {v.line})")
-            lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, contractions {len(v.contractions)}, "
+            form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
+                    else f"contractions {len(v.contractions)}")
+            lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, {form}, "
                          f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,}), "
                          f"modelled cost {v.cost:,} (naive {v.naive_cost:,})")
             if verbose:
@@ -62,6 +64,11 @@ def format_plan(program, verbose: bool = False) -> str:
                 terms = c.out_terms or (c.out_term,)
                 label = f"term{'s' * (len(terms) > 1)} {','.join(map(str, terms))}"
                 lines.append(f"      -> {label}: {len(c.paths)} path(s)  {c.equation}  order: {order}")
+            for b in v.operator_blocks:
+                og = v.output_groups[b.group]
+                terms = ",".join(map(str, og.terms))
+                lines.append(f"      -> input term {b.term} into term{'s' * (len(og.terms) > 1)} {terms}: "
+                             f"{len(b.paths)} path(s)  {b.equation}  order: y @ K, weights on x, batched GEMM")
         ratio = plan.naive_flops / plan.flops if plan.flops else float("nan")
         lines.append(f"  total FLOPs {plan.flops:,} vs naive {plan.naive_flops:,} ({ratio:.2f}x)")
         gain = plan.naive_cost / plan.cost if plan.cost else float("nan")

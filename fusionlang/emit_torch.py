@@ -167,7 +167,8 @@ class _ModuleWriter:
         opts = f" [weights={v.mode}{', external' if v.external else ''}]" if v.kind == "fuse" else \
             (" [external]" if v.external else "")
         self.body += ["", f"# line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: "
-                      f"{len(v.paths)} paths, {len(v.contractions)} contractions"]
+                      f"{len(v.paths)} paths, " + (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
+                                                    else f"{len(v.contractions)} contractions")]
         weights = None
         if v.weight_numel:
             if v.external:
@@ -177,6 +178,9 @@ class _ModuleWriter:
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
                 weights = self.namer.fresh("w")
                 self.body.append(f"{weights} = self.{pname}.to(dtype)")
+        if v.operator_blocks:
+            self.operator_vertex(v, weights)
+            return
         partial: dict[int, list[str]] = {}
         for c in v.contractions:
             result = self.contraction(v, c, weights)
@@ -192,12 +196,64 @@ class _ModuleWriter:
             terms = partial[term_index]
             expr = " + ".join(terms)
             pieces.append(f"({expr}).reshape(-1, {term.dim})" if len(terms) > 1 else f"{expr}.reshape(-1, {term.dim})")
+        self._assign_output(self.var[out], pieces)
+
+    def _assign_output(self, out: str, pieces: list[str]) -> None:
         if len(pieces) == 1:
-            self.body.append(f"{self.var[out]} = {pieces[0]}")
+            self.body.append(f"{out} = {pieces[0]}")
         else:
-            self.body.append(f"{self.var[out]} = torch.cat([")
+            self.body.append(f"{out} = torch.cat([")
             self.body += [f"    {p}," for p in pieces]
             self.body.append("], dim=1)")
+
+    def operator_vertex(self, v: VertexPlan, weights: str) -> None:
+        """The operator form (plan.OperatorBlock): per block one GEMM with the second input, the
+        weights applied to the transposed first input, and one batched GEMM into the accumulator."""
+        out, x, y = self.var[v.outputs[0]], self.var[v.inputs[0]], self.var[v.inputs[1]]
+        transposed: dict[int, str] = {}
+        acc: dict[int, str] = {}
+        for blk in v.operator_blocks:
+            og = v.output_groups[blk.group]
+            rows, q = blk.operator.shape[1:]
+            u, d = blk.mul, blk.dim
+            if blk.term not in transposed:   # [z, i, u]: channels innermost
+                xt = self.namer.fresh(f"{x}_t")
+                view = f"{x}[:, {blk.start}:{blk.start + u * d}]"
+                self.body.append(f"{xt} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
+                                 else f"{xt} = {view}.reshape(-1, 1, {u})")
+                transposed[blk.term] = xt
+            xt = transposed[blk.term]
+            op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q))
+            z = self.namer.fresh(f"{out}_z")
+            self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
+            idx = blk.weight_index.reshape(-1)
+            sel = f"{int(idx[0])}:{int(idx[-1]) + 1}" if _contiguous(idx) else \
+                self.index_buffer(f"{out}_index", idx)
+            n = len(blk.paths)
+            xw = self.namer.fresh(f"{out}_xw")
+            if v.mode == "uvu":
+                w = f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})" if v.external else \
+                    f"{weights}[{sel}].reshape({n}, 1, {u})"
+                self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
+            else:
+                w = f"{weights}[{sel}].reshape({u}, {n * og.mul})"
+                self.body.append(f"{xw} = ({xt}.reshape(-1, {u}) @ {w}).reshape(-1, {q}, {og.mul})")
+            paths = ", ".join(_path_text(self.d, v, k) for k in blk.paths[:4]) + (" ..." if n > 4 else "")
+            if blk.group in acc:
+                self.body.append(f"{acc[blk.group]} = torch.baddbmm({acc[blk.group]}, {z}, {xw})  # {paths}")
+            else:
+                acc[blk.group] = self.namer.fresh(f"{out}_acc")
+                self.body.append(f"{acc[blk.group]} = torch.bmm({z}, {xw})  # {paths}")
+        pieces = []
+        for term_index, term in enumerate(v.out_irreps):
+            g = next(k for k, og in enumerate(v.output_groups) if term_index in og.terms)
+            og = v.output_groups[g]
+            lo = og.offsets[og.terms.index(term_index)]
+            hi = lo + term.irrep.dim
+            whole = og.offsets[-1] == term.irrep.dim
+            part = acc[g] if whole else f"{acc[g]}[:, {lo}:{hi}]"
+            pieces.append(f"{part}.transpose(1, 2).reshape(-1, {term.dim})")
+        self._assign_output(out, pieces)
 
     def contraction(self, v: VertexPlan, c: Contraction, weights: str | None) -> str:
         d = self.d

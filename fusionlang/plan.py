@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from .check import weight_mode
-from .contract_order import Step, left_to_right, order_for
+from .contract_order import BMM_FLOP_WEIGHT, COPY_WEIGHT, WRITE_WEIGHT, Step, left_to_right, order_for
 from .coupling import cg
 from .groups import Group, Irrep, Irreps
 from .ir import Diagram
@@ -33,6 +33,11 @@ PLAN_BATCH = 1024     # the batch size the contraction order is optimised for
 # What one more kernel call costs, in GEMM FLOPs, when choosing how to batch paths: about
 # 5 microseconds of eager dispatch (Python, permutes, allocation) on a 2-core CPU.
 OP_OVERHEAD_FLOPS = 300_000
+# The operator form (OperatorBlock) writes a few large contiguous tensors where the pairwise plans
+# write many small permuted ones; the cost model, calibrated on single kernels, misses that
+# difference (allocation, page faults, permuted copies).  Its modelled cost is scaled by this
+# factor, fitted on the grid of benchmarks/bench_operator.py (measured time ratios 0.4-1.2).
+OPERATOR_COST_SCALE = 0.6
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,41 @@ class Contraction:
     cost: int = 0                          # the cost model's estimate (contract_order.py)
 
 
+@dataclass(frozen=True)
+class OutputGroup:
+    """Output terms of one multiplicity, accumulated together as [z, rows, mul] (operator plans)."""
+    mul: int
+    terms: tuple[int, ...]
+    offsets: tuple[int, ...]    # row where each term starts, then the total number of rows
+
+
+@dataclass
+class OperatorBlock:
+    """The paths from one term of the first input into one output group, evaluated through the
+    coupling operator of a second input whose terms all have multiplicity 1 (e.g. sh(l)):
+
+        Z[z, o, q]   = y[z, j] K[j, o, q]                       one GEMM, q = (path, i) or (i, path)
+        xw[z, q, w]  = x[z, u, i] W[path, u]                     uvu: a broadcast multiply
+                     = sum_u x[z, u, i] W[u, path, w]            uvw: one GEMM
+        acc[z, o, w] += Z[z, o, q] xw[z, q, w]                   one batched GEMM per block
+
+    x is read transposed ([z, i, u]), so every multiply runs along the channels; the weights enter
+    before the batched GEMM, which writes the output directly (no per-path intermediates).
+    """
+    term: int                   # term of the first input
+    start: int                  # its offset in the flat first input
+    mul: int
+    dim: int                    # irrep dimension of the term
+    group: int                  # index into VertexPlan.output_groups
+    operator: np.ndarray        # K as [dim of the second input, rows of the group, q], normalisation folded in
+    weight_index: np.ndarray    # flat weight positions: uvu [paths, mul]; uvw [mul, paths * out mul]
+    paths: list[int]
+    equation: str               # the same contraction as one einsum (for FLOP-optimal comparisons)
+    operand_shapes: list[tuple[int, ...]]
+    flops: int = 0
+    cost: int = 0
+
+
 @dataclass
 class VertexPlan:
     node: str
@@ -109,6 +149,9 @@ class VertexPlan:
     line: int
     cost: int = 0          # the cost model's estimate of the chosen plan (contract_order.py)
     naive_cost: int = 0    # and of one einsum per path, left to right
+    # Set instead of contractions when the operator form (OperatorBlock) is the cheaper plan.
+    operator_blocks: list[OperatorBlock] = field(default_factory=list)
+    output_groups: list[OutputGroup] = field(default_factory=list)
 
     @property
     def weight_numel(self) -> int:
@@ -248,12 +291,84 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int) -> VertexPl
         if best is None or cost < best[0]:
             best = (cost, contractions)
     cost, contractions = best
+    blocks, groups = [], []
+    operator = _operator_plan(group, kind, mode, ins, outs[0], paths, coeffs, offsets, data["external"], batch)
+    if operator is not None and operator[0] * OPERATOR_COST_SCALE < cost:
+        cost, blocks, groups = operator
+        contractions = []
     naive = [_naive_path_cost(kind, mode, ins, outs[0], p, shapes[k], data["external"], batch)
              for k, p in enumerate(paths)]
-    flops = sum(c.flops for c in contractions)
+    flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks)
     return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
                       data["external"], contractions, flops, sum(f for f, _ in naive), line,
-                      cost, sum(c for _, c in naive))
+                      cost, sum(c for _, c in naive), blocks, groups)
+
+
+def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
+    """(cost, blocks, output groups) of the operator form (see OperatorBlock), or None where it does
+    not apply: a binary fuse, uvu or internal uvw, whose second input has only multiplicity-1 terms."""
+    if kind != "fuse" or len(ins) != 2 or mode not in ("uvu", "uvw") or (mode == "uvw" and external):
+        return None
+    x, y = ins
+    if any(t.mul != 1 for t in y):
+        return None
+    groups: list[OutputGroup] = []
+    for mul in dict.fromkeys(t.mul for t in out):
+        terms = tuple(k for k, t in enumerate(out) if t.mul == mul)
+        offs = [0]
+        for k in terms:
+            offs.append(offs[-1] + out[k].irrep.dim)
+        groups.append(OutputGroup(mul, terms, tuple(offs)))
+    group_of = {k: g for g, og in enumerate(groups) for k in og.terms}
+    y_offsets = list(np.cumsum([0] + [t.dim for t in y]))
+    x_offsets = list(np.cumsum([0] + [t.dim for t in x]))
+    B, d_y = batch, y.dim
+    blocks, total = [], 0
+    for a, term in enumerate(x):
+        u, d = term.mul, term.irrep.dim
+        if d > 1:
+            total += COPY_WEIGHT * B * u * d + OP_OVERHEAD_FLOPS    # the transposed copy of x
+        for g, og in enumerate(groups):
+            members = [k for k, p in enumerate(paths) if p.ins[0] == a and group_of[p.outs[0]] == g]
+            if not members:
+                continue
+            n, w, rows = len(members), og.mul, og.offsets[-1]
+            q = n * d
+            K = np.zeros((d_y, rows, n, d) if mode == "uvu" else (d_y, rows, d, n))
+            for slot, k in enumerate(members):
+                p = paths[k]
+                b, c = p.ins[1], p.outs[0]
+                C = coupling(group, (term.irrep, y[b].irrep), (), out[c].irrep) * coeffs[k]   # [i, j, o]
+                o0 = og.offsets[og.terms.index(c)]
+                where = (slice(y_offsets[b], y_offsets[b] + y[b].irrep.dim), slice(o0, o0 + out[c].irrep.dim))
+                if mode == "uvu":
+                    K[where + (slot, slice(None))] += C.transpose(1, 2, 0)
+                else:
+                    K[where + (slice(None), slot)] += C.transpose(1, 2, 0)
+            z_flops = 2 * B * d_y * rows * q
+            cost = z_flops + WRITE_WEIGHT * B * rows * q
+            if mode == "uvu":
+                index = np.array([offsets[k] + np.arange(u) for k in members], dtype=np.int64)
+                w_flops = B * q * u
+                cost += w_flops + WRITE_WEIGHT * B * q * u
+                eq, w_shape = "zai,zj,jopi,pa->zoa", (n, u)
+            else:
+                index = np.array([[offsets[k] + r * w + np.arange(w) for k in members] for r in range(u)],
+                                 dtype=np.int64).reshape(u, n * w)
+                w_flops = 2 * B * d * u * n * w
+                cost += w_flops + WRITE_WEIGHT * B * q * w
+                eq, w_shape = "zai,zj,joip,apw->zow", (u, n, w)
+            # Both operands of this batched GEMM are contiguous, so PyTorch's per-element loop for tiny
+            # matrices (contract_order.SMALL_BMM) does not apply: measured, benchmarks/bench_operator.py.
+            bmm_flops = 2 * B * rows * q * w
+            cost += int(BMM_FLOP_WEIGHT * bmm_flops) + WRITE_WEIGHT * B * rows * w + 3 * OP_OVERHEAD_FLOPS
+            shapes = [(B, u, d), (B, d_y), K.shape, w_shape]
+            blocks.append(OperatorBlock(a, x_offsets[a], u, d, g, K.reshape(d_y, rows, q), index, members,
+                                        eq, shapes, z_flops + w_flops + bmm_flops, cost))
+            total += cost
+    for og in groups:   # each group's accumulator is transposed back into the output's layout
+        total += COPY_WEIGHT * B * og.offsets[-1] * og.mul + OP_OVERHEAD_FLOPS
+    return total, blocks, groups
 
 
 def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes, offsets, external, batch,
