@@ -100,19 +100,35 @@ def timeit(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def run_times(name: str, impl: str, repeat: int) -> dict:
+def run_times(name: str, repeat: int) -> dict:
+    """Median times of both implementations, measured in alternation (ours, e3nn, ours, ...) so
+    that both see the same state of the process's allocator and caches; timing one after the
+    other let the first one's freed heap decide how many page faults the second one paid."""
     case = CASES[name]
-    module, inputs = build(case, impl)
-    inputs = [x.clone().requires_grad_(True) for x in inputs]
+    timers = {}
+    for impl in ("ours", "e3nn"):
+        module, inputs = build(case, impl)
+        inputs = [x.clone().requires_grad_(True) for x in inputs]
 
-    def fwd():
-        with torch.no_grad():
-            module(*inputs)
+        def fwd(module=module, inputs=inputs):
+            with torch.no_grad():
+                module(*inputs)
 
-    def fwd_bwd():
-        out = module(*inputs)
-        out.pow(2).sum().backward()
-    return {"forward": timeit(fwd, repeat), "forward_backward": timeit(fwd_bwd, repeat)}
+        def fwd_bwd(module=module, inputs=inputs):
+            module(*inputs).pow(2).sum().backward()
+        timers[impl] = {"forward": fwd, "forward_backward": fwd_bwd}
+    times = {impl: {kind: [] for kind in ("forward", "forward_backward")} for impl in timers}
+    for kind in ("forward", "forward_backward"):
+        for impl in timers:       # warm-up
+            timers[impl][kind]()
+            timers[impl][kind]()
+        for _ in range(repeat):
+            for impl in timers:
+                fn = timers[impl][kind]
+                t = time.perf_counter()
+                fn()
+                times[impl][kind].append(time.perf_counter() - t)
+    return {impl: {kind: statistics.median(v) for kind, v in kinds.items()} for impl, kinds in times.items()}
 
 
 def peak_memory(name: str, impl: str) -> int:
@@ -180,12 +196,13 @@ def main():
     parser.add_argument("--cases", nargs="*", default=list(CASES))
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
-    repeat = 3 if args.quick else 11
+    repeat = 5 if args.quick else 21
     rate = matmul_rate()
     rows = []
     for name in args.cases:
         print(f"case {name} ...", file=sys.stderr, flush=True)
-        ours, e3 = run_times(name, "ours", repeat), run_times(name, "e3nn", repeat)
+        measured = run_times(name, repeat)
+        ours, e3 = measured["ours"], measured["e3nn"]
         mem = {impl: peak_memory(name, impl) for impl in ("ours", "e3nn")} if not args.quick else {}
         plan = plan_numbers(name)
         flop_rate = plan["flops"] / ours["forward"]

@@ -232,8 +232,10 @@ class _ModuleWriter:
             n = len(blk.paths)
             xw = self.namer.fresh(f"{out}_xw")
             if v.mode == "uvu":
+                # Shared weights are expanded over the components (a view) so that their gradient is a
+                # sum over the batch axis alone: summing over batch and components at once is slow.
                 w = f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})" if v.external else \
-                    f"{weights}[{sel}].reshape({n}, 1, {u})"
+                    f"{weights}[{sel}].reshape({n}, 1, {u}).expand({n}, {d}, {u})"
                 self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
             else:
                 w = f"{weights}[{sel}].reshape({u}, {n * og.mul})"

@@ -144,3 +144,10 @@ def test_small_multiplicity_is_left_to_the_cost_model():
         planner._operator_plan = original
     takes_operator = seen["cost"] * planner.OPERATOR_COST_SCALE < chosen.cost or bool(chosen.operator_blocks)
     assert bool(vertex.operator_blocks) == takes_operator
+
+
+def test_three_body_fuse_keeps_the_pairwise_plans():
+    text = ("group O3\ndiagram T {\n in h : 16x(0e + 1o + 2e)\n in y1 : sh(2)\n in y2 : sh(2)\n"
+            " out m : 16x(0e + 1o + 2e)\n m = fuse(h, y1, y2) [weights=uvu]\n}\n")
+    vertex = compile_source(text).plans["T"].vertices[0]
+    assert vertex.contractions and not vertex.operator_blocks
