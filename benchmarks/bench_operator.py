@@ -1,6 +1,7 @@
 """The operator form against the pairwise plans, both forced, on a grid of binary fuse vertices.
 
-    python benchmarks/bench_operator.py
+    python benchmarks/bench_operator.py            # writes docs/performance.md (table between markers)
+    python benchmarks/bench_operator.py --print    # prints only
 
 For each case: forward and forward+backward times of the module compiled with only the operator
 form (plan.OperatorBlock) and with only the pairwise contractions, float32, 2 threads, in one
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_tensor_product import timeit  # noqa: E402
+from benchmarks.bench_tensor_product import timeit, write_section  # noqa: E402
 from fusionlang import plan as planner  # noqa: E402
 from fusionlang.api import compile_source  # noqa: E402
 
@@ -80,9 +81,10 @@ def timings(program, batch):
 
 def main():
     torch.set_num_threads(2)
-    print("| mul | sh | mode | batch | fwd operator / pairwise (ms) | fwd+bwd operator / pairwise (ms) | "
-          "measured ratio (fwd+bwd) | modelled ratio (unscaled) | planner picks |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    lines = ["| mul | sh | mode | batch | fwd operator / pairwise (ms) | fwd+bwd operator / pairwise (ms) | "
+             "measured ratio (fwd+bwd) | modelled ratio (unscaled) | planner picks |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
     for mul, l, mode, external, batch in GRID:
         text = source(mul, l, mode, external)
         op_f, op_b = timings(compiled(text, "operator"), batch)
@@ -90,8 +92,11 @@ def main():
         diagram = next(iter(compile_source(text).plans.values())).diagram
         op_cost, pw_cost = modelled_costs(diagram, batch)
         pick = "operator" if planner.plan_diagram(diagram, batch).vertices[0].operator_blocks else "pairwise"
-        print(f"| {mul} | {l} | {mode}{' ext' if external else ''} | {batch} | {op_f:.2f} / {pw_f:.2f} | "
-              f"{op_b:.2f} / {pw_b:.2f} | {op_b / pw_b:.2f} | {op_cost / pw_cost:.2f} | {pick} |", flush=True)
+        lines.append(f"| {mul} | {l} | {mode}{' ext' if external else ''} | {batch} | {op_f:.2f} / {pw_f:.2f} | "
+                     f"{op_b:.2f} / {pw_b:.2f} | {op_b / pw_b:.2f} | {op_cost / pw_cost:.2f} | {pick} |")
+        print(lines[-1], flush=True)
+    if "--print" not in sys.argv:
+        write_section("operator-form", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

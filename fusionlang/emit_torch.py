@@ -235,7 +235,7 @@ class _ModuleWriter:
                 # Shared weights are expanded over the components (a view) so that their gradient is a
                 # sum over the batch axis alone: summing over batch and components at once is slow.
                 w = f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})" if v.external else \
-                    f"{weights}[{sel}].reshape({n}, 1, {u}).expand({n}, {d}, {u})"
+                    f"{weights}[{sel}].reshape({n}, 1, {u})" + (f".expand({n}, {d}, {u})" if d > 1 else "")
                 self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
             else:
                 w = f"{weights}[{sel}].reshape({u}, {n * og.mul})"

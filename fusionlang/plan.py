@@ -11,7 +11,11 @@ K stacks the paths' isometric coupling tensors (n-ary trees contracted ahead of
 time, normalisation folded in) and W their weights; for uvu/uuu one contraction
 may serve every output term through a 0/1 scatter matrix.  contract_order.py
 finds each contraction's pairwise order under a CPU cost model, and the
-grouping with the lowest total cost wins.  See docs/planner.md.
+grouping with the lowest total cost wins.
+
+A binary uvu/uvw fuse whose second input has only multiplicity-1 terms may
+instead take the operator form (OperatorBlock): three kernels per term of
+the first input, whatever the number of paths.  See docs/planner.md.
 """
 from __future__ import annotations
 
