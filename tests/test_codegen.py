@@ -7,9 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 
-import numpy as np
 import pytest
 import sympy
 import torch
@@ -19,8 +17,7 @@ from fusionlang.api import compile_file, compile_source
 from fusionlang.reference import evaluate_closed
 
 from helpers_codegen import (ROOT, TOL, all_sources, as_tuple, example_files, forward_names,
-                             language_blocks, make_inputs, module_vs_reference, reference_outputs,
-                             relative_error)
+                             language_blocks, make_inputs, module_vs_reference, relative_error)
 
 SOURCES = all_sources()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fusionlang.api import compile_source
@@ -275,7 +275,7 @@ def test_random_module_gradcheck(case):
 
 def test_generator_is_mostly_valid_and_covers_shapes():
     """The generator must feed the checker valid programs and reach every shape, group and mode."""
-    seen_shapes, seen_groups, seen_modes = set(), set(), set()
+    seen_groups, seen_modes = set(), set()
     texts = []
 
     @settings(max_examples=60, **SETTINGS)

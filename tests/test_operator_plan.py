@@ -4,7 +4,6 @@ has only multiplicity-1 terms, such as sh(l), evaluated as y @ K, weights on x, 
 Each case asserts that the planner really took that form, so these tests cannot pass on the
 pairwise plans alone.
 """
-import random
 
 import pytest
 import torch
