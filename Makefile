@@ -28,8 +28,13 @@ test: install graphviz
 gallery: install graphviz
 	$(PYTHON) docs/make_gallery.py
 
+# Rewrites the tables of docs/performance.md (and coupling.md, performance-check.md); about 15 minutes.
 bench: install
-	$(PYTHON) benchmarks/run_all.py
+	$(PYTHON) benchmarks/bench_tensor_product.py
+	$(PYTHON) benchmarks/bench_operator.py
+	$(PYTHON) benchmarks/bench_compile.py
+	$(PYTHON) benchmarks/bench_coupling.py
+	$(PYTHON) benchmarks/bench_check.py
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info .pytest_cache .hypothesis
