@@ -82,6 +82,9 @@ class _ModuleWriter:
         self.init: list[str] = []
         self.body: list[str] = []
         self.segment_vars: dict[tuple, str] = {}
+        # Every name in forward is assigned once, so equal expression text means an equal value: a
+        # step that another contraction already computed (e.g. the same y1 (x) y2 coupling) is reused.
+        self.step_vars: dict[str, str] = {}
         self.buffers: set[str] = set()
 
     def class_name(self) -> str:
@@ -288,9 +291,12 @@ class _ModuleWriter:
             expr = _step_expression(step, args)
             if k == len(c.steps) - 1:
                 result = expr
+            elif expr in self.step_vars:
+                names.append(self.step_vars[expr])
             else:
                 tmp = self.namer.fresh("t")
                 self.body.append(f"{tmp} = {expr}")
+                self.step_vars[expr] = tmp
                 names.append(tmp)
         if scale is not None and scale != 1.0:
             result = f"{result} * {scale!r}"

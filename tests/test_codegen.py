@@ -61,6 +61,18 @@ def test_module_matches_reference(text, name):
 
 
 @pytest.mark.parametrize("text,name", OPEN)
+def test_forward_computes_no_expression_twice(text, name):
+    """Shared intermediates (e.g. one y1 (x) y2 coupling for every three-body path that needs it)
+    are computed once: no two assignments in a forward have the same right-hand side."""
+    tree = ast.parse(_compiled(text).python)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    forward = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    rhs = [ast.unparse(n.value) for n in ast.walk(forward) if isinstance(n, ast.Assign)]
+    repeated = {r for r in rhs if rhs.count(r) > 1}
+    assert not repeated, repeated
+
+
+@pytest.mark.parametrize("text,name", OPEN)
 def test_module_batch_shapes(text, name):
     """Leading batch dimensions: [2, 3, dim] gives the same as the flattened [6, dim]."""
     program = _compiled(text)
