@@ -82,6 +82,7 @@ class _ModuleWriter:
         self.init: list[str] = []
         self.body: list[str] = []
         self.segment_vars: dict[tuple, str] = {}
+        self.term_vars: dict[str, list[str]] = {}
         # Every name in forward is assigned once, so equal expression text means an equal value: a
         # step that another contraction already computed (e.g. the same y1 (x) y2 coupling) is reused.
         self.step_vars: dict[str, str] = {}
@@ -146,20 +147,29 @@ class _ModuleWriter:
                          "persistent=False)")
         return f"self.{name}"
 
+    def wire_terms(self, wire: str) -> list[str]:
+        """One name per term of a wire, from a single split (cut once per wire and reused)."""
+        if wire not in self.term_vars:
+            src = self.var[wire]
+            self.term_vars[wire] = self._split(src, [t.dim for t in self.d.irreps(wire)], 1, f"{src}_term")
+        return self.term_vars[wire]
+
     def segment(self, seg, irreps) -> str:
         key = (seg.wire, seg.start, seg.end, seg.mul)
         if key in self.segment_vars:
             return self.segment_vars[key]
         src = self.var[seg.wire]
         name = self.namer.fresh(f"{src}_seg")
-        if len(seg.terms) == 1 or seg.mul == 1:
-            expr = f"{src}[:, {seg.start}:{seg.end}].reshape(-1, {seg.mul}, {seg.dim})"
+        whole = seg.start == 0 and seg.end == irreps.dim
+        if whole and (len(seg.terms) == 1 or seg.mul == 1):   # [z, mul * dim] is then [z, mul, dim]
+            expr = f"{src}.reshape(-1, {seg.mul}, {seg.dim})"
+        elif len(seg.terms) == 1:
+            expr = f"{self.wire_terms(seg.wire)[seg.terms[0]]}.reshape(-1, {seg.mul}, {seg.dim})"
+        elif seg.mul == 1:
+            expr = f"{src}[:, {seg.start}:{seg.end}].reshape(-1, 1, {seg.dim})"
         else:
-            parts, start = [], seg.start
-            for t in seg.terms:
-                size = irreps[t].dim
-                parts.append(f"{src}[:, {start}:{start + size}].reshape(-1, {seg.mul}, {irreps[t].irrep.dim})")
-                start += size
+            terms = self.wire_terms(seg.wire)
+            parts = [f"{terms[t]}.reshape(-1, {seg.mul}, {irreps[t].irrep.dim})" for t in seg.terms]
             expr = f"torch.cat([{', '.join(parts)}], dim=2)"
         self.body.append(f"{name} = {expr}")
         self.segment_vars[key] = name
@@ -213,6 +223,9 @@ class _ModuleWriter:
         """The operator form (plan.OperatorBlock): per block one GEMM with the second input, the
         weights applied to the transposed first input, and one batched GEMM into the accumulator."""
         out, x, y = self.var[v.outputs[0]], self.var[v.inputs[0]], self.var[v.inputs[1]]
+        # Terms and output rows are cut with split, not slices: a slice's gradient is a zero tensor
+        # of the whole input plus a copy, split's is one concatenation.
+        x_terms = self.wire_terms(v.inputs[0])
         transposed: dict[int, str] = {}
         acc: dict[int, str] = {}
         for blk in v.operator_blocks:
@@ -221,7 +234,7 @@ class _ModuleWriter:
             u, d = blk.mul, blk.dim
             if blk.term not in transposed:   # [z, i, u]: channels innermost
                 xt = self.namer.fresh(f"{x}_t")
-                view = f"{x}[:, {blk.start}:{blk.start + u * d}]"
+                view = x_terms[blk.term]
                 self.body.append(f"{xt} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
                                  else f"{xt} = {view}.reshape(-1, 1, {u})")
                 transposed[blk.term] = xt
@@ -249,16 +262,20 @@ class _ModuleWriter:
             else:
                 acc[blk.group] = self.namer.fresh(f"{out}_acc")
                 self.body.append(f"{acc[blk.group]} = torch.bmm({z}, {xw})  # {paths}")
-        pieces = []
-        for term_index, term in enumerate(v.out_irreps):
-            g = next(k for k, og in enumerate(v.output_groups) if term_index in og.terms)
-            og = v.output_groups[g]
-            lo = og.offsets[og.terms.index(term_index)]
-            hi = lo + term.irrep.dim
-            whole = og.offsets[-1] == term.irrep.dim
-            part = acc[g] if whole else f"{acc[g]}[:, {lo}:{hi}]"
-            pieces.append(f"{part}.transpose(1, 2).reshape(-1, {term.dim})")
-        self._assign_output(out, pieces)
+        rows: dict[int, str] = {}
+        for g, og in enumerate(v.output_groups):
+            sizes = [b - a for a, b in zip(og.offsets, og.offsets[1:])]
+            rows.update(zip(og.terms, self._split(acc[g], sizes, 1, f"{out}_rows")))
+        self._assign_output(out, [f"{rows[k]}.transpose(1, 2).reshape(-1, {term.dim})"
+                                  for k, term in enumerate(v.out_irreps)])
+
+    def _split(self, tensor: str, sizes: list[int], dim: int, stem: str) -> list[str]:
+        """Names for tensor.split(sizes, dim) (the tensor itself when there is one piece)."""
+        if len(sizes) == 1:
+            return [tensor]
+        names = [self.namer.fresh(stem) for _ in sizes]
+        self.body.append(f"{', '.join(names)} = {tensor}.split({tuple(sizes)!r}, dim={dim})")
+        return names
 
     def contraction(self, v: VertexPlan, c: Contraction, weights: str | None) -> str:
         d = self.d
