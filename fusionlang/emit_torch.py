@@ -141,6 +141,11 @@ class _ModuleWriter:
                          f"{_ints(nz)}, {_floats(flat[nz])}))")
         return f"self.{name}"
 
+    def weight_selection(self, out: str, index: np.ndarray) -> str:
+        """The flat weight positions as a slice where they are consecutive, else as an index buffer."""
+        idx = index.reshape(-1)
+        return f"{int(idx[0])}:{int(idx[-1]) + 1}" if _contiguous(idx) else self.index_buffer(f"{out}_index", idx)
+
     def index_buffer(self, stem: str, index: np.ndarray) -> str:
         name = self.namer.fresh(stem)
         self.init.append(f"self.register_buffer({name!r}, torch.tensor({_ints(index)}, dtype=torch.long), "
@@ -242,9 +247,7 @@ class _ModuleWriter:
             op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q))
             z = self.namer.fresh(f"{out}_z")
             self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
-            idx = blk.weight_index.reshape(-1)
-            sel = f"{int(idx[0])}:{int(idx[-1]) + 1}" if _contiguous(idx) else \
-                self.index_buffer(f"{out}_index", idx)
+            sel = self.weight_selection(out, blk.weight_index)
             n = len(blk.paths)
             xw = self.namer.fresh(f"{out}_xw")
             if v.mode == "uvu":
@@ -286,11 +289,7 @@ class _ModuleWriter:
         else:
             operands.append(self.buffer(f"{self.var[v.outputs[0]]}_cg", c.constant) + ".to(dtype)")
         if c.weight_index is not None:
-            idx = c.weight_index
-            if _contiguous(idx):
-                sel = f"{int(idx[0])}:{int(idx[-1]) + 1}"
-            else:
-                sel = self.index_buffer(f"{self.var[v.outputs[0]]}_index", idx)
+            sel = self.weight_selection(self.var[v.outputs[0]], c.weight_index)
             shape = ", ".join(str(s) for s in c.weight_shape)
             if v.external:
                 operands.append(f"{weights}[:, {sel}].reshape(-1, {shape})")

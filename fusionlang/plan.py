@@ -122,7 +122,6 @@ class OperatorBlock:
     before the batched GEMM, which writes the output directly (no per-path intermediates).
     """
     term: int                   # term of the first input
-    start: int                  # its offset in the flat first input
     mul: int
     dim: int                    # irrep dimension of the term
     group: int                  # index into VertexPlan.output_groups
@@ -317,8 +316,8 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
     benchmarks/bench_tensor_product.py: forward+backward 1.8x slower)."""
     if kind != "fuse" or len(ins) != 2 or mode not in ("uvu", "uvw") or (mode == "uvw" and external):
         return None
-    x, ys = ins[0], ins[1:]
-    if any(t.mul != 1 for y in ys for t in y):
+    x, y = ins
+    if any(t.mul != 1 for t in y):
         return None
     groups: list[OutputGroup] = []
     for mul in dict.fromkeys(t.mul for t in out):
@@ -328,10 +327,8 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
             offs.append(offs[-1] + out[k].irrep.dim)
         groups.append(OutputGroup(mul, terms, tuple(offs)))
     group_of = {k: g for g, og in enumerate(groups) for k in og.terms}
-    y_offsets = [list(np.cumsum([0] + [t.dim for t in y])) for y in ys]
-    x_offsets = list(np.cumsum([0] + [t.dim for t in x]))
-    y_dims = tuple(y.dim for y in ys)
-    B, d_y = batch, math.prod(y_dims)
+    y_offsets = list(np.cumsum([0] + [t.dim for t in y]))
+    B, d_y = batch, y.dim
     blocks, total = [], 0
     for a, term in enumerate(x):
         u, d = term.mul, term.irrep.dim
@@ -343,17 +340,13 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
                 continue
             n, w, rows = len(members), og.mul, og.offsets[-1]
             q = n * d
-            K = np.zeros(y_dims + ((rows, n, d) if mode == "uvu" else (rows, d, n)))
+            K = np.zeros((d_y, rows, n, d) if mode == "uvu" else (d_y, rows, d, n))
             for slot, k in enumerate(members):
-                p = paths[k]
-                c = p.outs[0]
-                irreps = (term.irrep,) + tuple(y[t].irrep for y, t in zip(ys, p.ins[1:]))
-                C = coupling(group, irreps, p.inner, out[c].irrep) * coeffs[k]   # [i, j1, .., jn, o]
-                C = np.moveaxis(C, 0, -1)                                         # [j1, .., jn, o, i]
+                b, c = paths[k].ins[1], paths[k].outs[0]
+                C = coupling(group, (term.irrep, y[b].irrep), (), out[c].irrep) * coeffs[k]   # [i, j, o]
                 o0 = og.offsets[og.terms.index(c)]
-                where = tuple(slice(offs[t], offs[t] + y[t].irrep.dim) for y, offs, t in zip(ys, y_offsets, p.ins[1:]))
-                where += (slice(o0, o0 + out[c].irrep.dim),)
-                K[where + ((slot, slice(None)) if mode == "uvu" else (slice(None), slot))] += C
+                where = (slice(y_offsets[b], y_offsets[b] + y[b].irrep.dim), slice(o0, o0 + out[c].irrep.dim))
+                K[where + ((slot, slice(None)) if mode == "uvu" else (slice(None), slot))] += C.transpose(1, 2, 0)
             z_flops = 2 * B * d_y * rows * q
             cost = z_flops + WRITE_WEIGHT * B * rows * q
             if mode == "uvu":
@@ -371,8 +364,8 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
             # matrices (contract_order.SMALL_BMM) does not apply: measured, benchmarks/bench_operator.py.
             bmm_flops = 2 * B * rows * q * w
             cost += int(BMM_FLOP_WEIGHT * bmm_flops) + WRITE_WEIGHT * B * rows * w + 3 * OP_OVERHEAD_FLOPS
-            shapes = [(B, u, d), (B, d_y), (d_y, rows) + K.shape[-2:], w_shape]
-            blocks.append(OperatorBlock(a, x_offsets[a], u, d, g, K.reshape(d_y, rows, q), index, members,
+            shapes = [(B, u, d), (B, d_y), K.shape, w_shape]
+            blocks.append(OperatorBlock(a, u, d, g, K.reshape(d_y, rows, q), index, members,
                                         eq, shapes, z_flops + w_flops + bmm_flops, cost))
             total += cost
     for og in groups:   # each group's accumulator is transposed back into the output's layout
