@@ -19,7 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_tensor_product import timeit, write_section  # noqa: E402
 from fusionlang import plan as planner  # noqa: E402
-from fusionlang.api import compile_source  # noqa: E402
+from fusionlang import analyze  # noqa: E402
+from fusionlang.api import compile_analysis, compile_source  # noqa: E402
 
 REPEAT = 15
 GRID = [  # (mul, l of sh, mode, external, batch)
@@ -37,33 +38,13 @@ def source(mul, l, mode, external):
 
 
 def compiled(text, form):
-    """The program compiled with only one form allowed ("operator" or "pairwise")."""
-    original = planner._operator_plan
-
-    def operator_only(*args):
-        return (0,) + original(*args)[1:]
-
-    planner._operator_plan = operator_only if form == "operator" else (lambda *args: None)
-    try:
-        return compile_source(text)
-    finally:
-        planner._operator_plan = original
+    """The program compiled with one form forced ("operator" or "pairwise")."""
+    return compile_analysis(analyze(text), form=form)
 
 
 def modelled_costs(diagram, batch):
     """(operator form, pairwise plan): the cost model's unscaled estimates at this batch."""
-    original, seen = planner._operator_plan, {}
-
-    def record(*args):
-        seen["operator"] = original(*args)[0]
-        return None
-
-    planner._operator_plan = record
-    try:
-        pairwise = planner.plan_diagram(diagram, batch).cost
-    finally:
-        planner._operator_plan = original
-    return seen["operator"], pairwise
+    return tuple(planner.plan_diagram(diagram, batch, form).cost for form in ("operator", "pairwise"))
 
 
 def timings(program, batch):

@@ -181,12 +181,7 @@ def plan_numbers(name: str) -> dict:
             best += order_for(b.equation, b.operand_shapes, objective="flops")[1]
     # The pairwise plans alone (no operator form), each contraction in its FLOP-optimal order: the
     # fewest FLOPs of any plan the planner considers.
-    original = planner._operator_plan
-    planner._operator_plan = lambda *args: None
-    try:
-        pairwise = planner.plan_diagram(plan.diagram, batch=case["batch"])
-    finally:
-        planner._operator_plan = original
+    pairwise = planner.plan_diagram(plan.diagram, case["batch"], form="pairwise")
     fewest = sum(order_for(c.equation, _operand_shapes(c, v, case["batch"]), objective="flops")[1]
                  for v in pairwise.vertices for c in v.contractions)
     return {"flops": chosen, "naive_flops": plan.naive_flops, "exhaustive_flops": best, "paths": plan.n_paths,

@@ -262,7 +262,9 @@ def _naive_cost(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int]
     return flops, cost + OP_OVERHEAD_FLOPS * (len(shapes) - 1)
 
 
-def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int) -> VertexPlan:
+def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str = "cheaper") -> VertexPlan:
+    """form: "cheaper" (by the cost model), or "operator" / "pairwise" to force one form where it
+    applies (for benchmarks/bench_operator.py and comparisons)."""
     group = diagram.group
     kind, mode = data["kind"], weight_mode(data, diagram)
     ins = [diagram.irreps(w) for w in data["inputs"]]
@@ -295,8 +297,9 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int) -> VertexPl
             best = (cost, contractions)
     cost, contractions = best
     blocks, groups = [], []
-    operator = _operator_plan(group, kind, mode, ins, outs[0], paths, coeffs, offsets, data["external"], batch)
-    if operator is not None and operator[0] * OPERATOR_COST_SCALE < cost:
+    operator = None if form == "pairwise" else \
+        _operator_plan(group, kind, mode, ins, outs[0], paths, coeffs, offsets, data["external"], batch)
+    if operator is not None and (form == "operator" or operator[0] * OPERATOR_COST_SCALE < cost):
         cost, blocks, groups = operator
         contractions = []
     naive = [_naive_path_cost(kind, mode, ins, outs[0], p, shapes[k], data["external"], batch)
@@ -502,10 +505,10 @@ def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> 
     return _naive_cost(eq, shapes)
 
 
-def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH) -> Plan:
+def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper") -> Plan:
     """Plan every vertex of a checked open diagram, in an order where inputs come first."""
     order = _topological_vertices(diagram)
-    return Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch) for n in order], batch)
+    return Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
 
 
 def _topological_vertices(diagram: Diagram) -> list[str]:

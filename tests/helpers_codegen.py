@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from fusionlang.emit_torch import forward_argument_names
@@ -22,6 +23,16 @@ LANGUAGE = ROOT.parent / "shared" / "LANGUAGE.md"
 DOCS_COPY = ROOT / "docs" / "language.md"
 
 TOL = 1e-10
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """Autouse in the modules that import it: e3nn builds its wigner_3j buffers in the default
+    dtype, and float32 would cost 1e-8 of accuracy in comparisons made to 1e-10."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def language_path() -> Path:

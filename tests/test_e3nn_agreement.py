@@ -11,17 +11,9 @@ import pytest
 import torch
 
 from fusionlang.api import compile_source
+from helpers_codegen import float64_default  # noqa: F401 (an autouse fixture)
 
 o3 = pytest.importorskip("e3nn.o3")
-
-
-@pytest.fixture(autouse=True)
-def float64_default():
-    # e3nn builds its wigner_3j buffers in the default dtype: float32 would cost 1e-8 of accuracy.
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 LABELS = ["0e", "0o", "1o", "1e", "2e", "2o", "3o"]
 

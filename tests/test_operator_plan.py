@@ -11,17 +11,9 @@ import torch
 from fusionlang import plan as planner
 from fusionlang.api import compile_source
 from fusionlang.verify import equivariance_error
-from helpers_codegen import module_vs_reference
+from helpers_codegen import float64_default, module_vs_reference  # noqa: F401 (an autouse fixture)
 
 o3 = pytest.importorskip("e3nn.o3")
-
-
-@pytest.fixture(autouse=True)
-def float64_default():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def fuse_source(group, h, y, out, mode, external=False):
@@ -119,30 +111,24 @@ def test_operator_form_code_has_no_loop_over_paths():
 @pytest.mark.parametrize("mode,external", [("uvw", True), ("uuu", False), ("none", False)])
 def test_other_vertices_keep_the_pairwise_plans(mode, external):
     y = "8x0e + 8x1o" if mode == "uuu" else "1x0e + 1x1o"
-    out = "8x0e + 8x1o" if mode != "none" else "8x0e + 8x1o"
-    program = compile_source(fuse_source("O3", "8x0e + 8x1o", y, out, mode, external))
+    program = compile_source(fuse_source("O3", "8x0e + 8x1o", y, "8x0e + 8x1o", mode, external))
     vertex = program.plans["T"].vertices[0]
     assert vertex.contractions and not vertex.operator_blocks
 
 
-def test_small_multiplicity_is_left_to_the_cost_model():
-    """Where the pairwise plan is modelled cheaper even after the scale, the planner keeps it."""
-    text = fuse_source("O3", "1x0e + 1x1o + 1x2e", "sh(2)", "1x0e + 1x1o + 1x2e", "uvu")
-    vertex = compile_source(text).plans["T"].vertices[0]
+@pytest.mark.parametrize("mul", [1, 4, 32])
+def test_the_cheaper_form_by_the_scaled_cost_model_is_taken(mul):
+    """The planner takes the operator form exactly where its cost, scaled by OPERATOR_COST_SCALE, is
+    below the pairwise plan's; either way the vertex reports the chosen form's modelled cost."""
+    text = fuse_source("O3", f"{mul}x0e + {mul}x1o + {mul}x2e", "sh(2)", f"{mul}x0e + {mul}x1o + {mul}x2e", "uvu")
     d = compile_source(text).plans["T"].diagram
-    original, seen = planner._operator_plan, {}
-
-    def record(*args):
-        seen["cost"] = original(*args)[0]
-        return original(*args)
-
-    planner._operator_plan = record
-    try:
-        chosen = planner.plan_diagram(d).vertices[0]
-    finally:
-        planner._operator_plan = original
-    takes_operator = seen["cost"] * planner.OPERATOR_COST_SCALE < chosen.cost or bool(chosen.operator_blocks)
-    assert bool(vertex.operator_blocks) == takes_operator
+    operator = planner.plan_diagram(d, form="operator").vertices[0]
+    pairwise = planner.plan_diagram(d, form="pairwise").vertices[0]
+    assert operator.operator_blocks and pairwise.contractions and not pairwise.operator_blocks
+    chosen = planner.plan_diagram(d).vertices[0]
+    expected = operator if operator.cost * planner.OPERATOR_COST_SCALE < pairwise.cost else pairwise
+    assert bool(chosen.operator_blocks) == bool(expected.operator_blocks)
+    assert chosen.cost == expected.cost
 
 
 def test_three_body_fuse_keeps_the_pairwise_plans():
