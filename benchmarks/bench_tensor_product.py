@@ -131,6 +131,25 @@ def run_times(name: str, repeat: int) -> dict:
     return {impl: {kind: statistics.median(v) for kind, v in kinds.items()} for impl, kinds in times.items()}
 
 
+def saved_for_backward(name: str, impl: str) -> int:
+    """Bytes autograd keeps from one forward for the backward pass: the distinct storages of the
+    saved tensors, not counting inputs, parameters and buffers (which exist anyway)."""
+    module, inputs = build(CASES[name], impl)
+    inputs = [x.requires_grad_(True) for x in inputs]
+    existing = {t.untyped_storage().data_ptr() for t in [*inputs, *module.parameters(), *module.buffers()]}
+    saved = {}
+
+    def keep(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in existing:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        module(*inputs)
+    return sum(saved.values())
+
+
 def peak_memory(name: str, impl: str) -> int:
     """Run one forward+backward in a fresh process; report how far the peak resident set size rose
     above the resident size just before it (Linux: the peak is reset through /proc/self/clear_refs)."""
@@ -214,22 +233,25 @@ def main():
         measured = run_times(name, repeat)
         ours, e3 = measured["ours"], measured["e3nn"]
         mem = {impl: peak_memory(name, impl) for impl in ("ours", "e3nn")} if not args.quick else {}
+        saved = {impl: saved_for_backward(name, impl) for impl in ("ours", "e3nn")}
         plan = plan_numbers(name)
         flop_rate = plan["flops"] / ours["forward"]
-        rows.append((name, ours, e3, mem, plan, flop_rate / rate))
+        rows.append((name, ours, e3, mem, saved, plan, flop_rate / rate))
     lines = ["| case | batch | fwd ours (ms) | fwd e3nn (ms) | speed-up | fwd+bwd ours (ms) | fwd+bwd e3nn (ms) | "
-             "speed-up | peak mem ours / e3nn (MB) | fraction of matmul rate (fwd) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, ours, e3, mem, plan, frac in rows:
+             "speed-up | peak mem ours / e3nn (MB) | saved for backward ours / e3nn (MB) | "
+             "fraction of matmul rate (fwd) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, ours, e3, mem, saved, plan, frac in rows:
         m = f"{mem['ours'] / 1e6:.0f} / {mem['e3nn'] / 1e6:.0f}" if mem else "-"
+        kept = f"{saved['ours'] / 1e6:.0f} / {saved['e3nn'] / 1e6:.0f}"
         lines.append(f"| {name} | {CASES[name]['batch']} | {ours['forward'] * 1e3:.2f} | {e3['forward'] * 1e3:.2f} | "
                      f"{e3['forward'] / ours['forward']:.2f}x | {ours['forward_backward'] * 1e3:.2f} | "
                      f"{e3['forward_backward'] * 1e3:.2f} | {e3['forward_backward'] / ours['forward_backward']:.2f}x | "
-                     f"{m} | {frac * 100:.1f}% |")
+                     f"{m} | {kept} | {frac * 100:.1f}% |")
     plan_lines = ["| case | paths | weights | planner FLOPs | FLOP-optimal orders (exhaustive, same grouping) | "
                   "planner / optimal | fewest FLOPs of any considered plan | "
                   "naive per-path FLOPs | modelled cost: planner / naive |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, _, _, _, plan, _ in rows:
+    for name, _, _, _, _, plan, _ in rows:
         plan_lines.append(f"| {name} | {plan['paths']} | {plan['weights']} | {plan['flops']:,} | "
                           f"{plan['exhaustive_flops']:,} | {plan['flops'] / plan['exhaustive_flops']:.3f} | "
                           f"{plan['fewest_flops']:,} | "

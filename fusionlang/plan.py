@@ -311,12 +311,12 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
 
 
 def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
-    """(cost, blocks, output groups) of the operator form (see OperatorBlock), or None where it does
+    """(unscaled cost, blocks, output groups) of the operator form (see OperatorBlock), or None where it does
     not apply: a binary uvu or internal uvw fuse whose second input has only multiplicity-1 terms.
 
     n-ary fuses keep the pairwise plans: with y1 (x) y2 as the second input, the operator GEMM and
-    its gradient cost more than the pairwise plan saves (measured on the three-body block of
-    benchmarks/bench_tensor_product.py: forward+backward 1.8x slower)."""
+    its gradient cost more than the pairwise plan saves (a version that tried it was slower on the
+    three-body block of benchmarks/bench_tensor_product.py; see docs/planner.md)."""
     if kind != "fuse" or len(ins) != 2 or mode not in ("uvu", "uvw") or (mode == "uvw" and external):
         return None
     x, y = ins
