@@ -48,7 +48,8 @@ def format_plan(program, verbose: bool = False) -> str:
                      f"{plan.weight_numel} weights")
         for step, v in enumerate(plan.vertices, 1):
             ext = ", external" if v.external else ""
-            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({', '.join(v.inputs)}) [{v.mode}{ext}]  "
+            args = ", ".join(v.inputs + ([v.endpoint] if v.endpoint else []))
+            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{v.mode}{ext}]  "
                          f"(line {v.line})")
             form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
                     else f"contractions {len(v.contractions)}")

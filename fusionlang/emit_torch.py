@@ -16,6 +16,8 @@ from . import __version__
 from .plan import Contraction, Plan, VertexPlan
 
 RESERVED = {"self", "torch", "batch", "dtype", "_constant", "super"}
+# The calling convention of graph diagrams (LANGUAGE.md section 9) fixes these argument names.
+GRAPH_ARGUMENTS = ("edge_index", "num_nodes")
 
 
 class Namer:
@@ -41,16 +43,17 @@ class Namer:
         return f"{stem}_{k}"
 
 
-def _python_names(wires: list[str]) -> dict[str, str]:
-    """Wire -> Python variable: its own name unless that is a keyword or reserved; then a trailing _
-    (more if needed) that collides with no other wire."""
-    taken = {w for w in wires if Namer.safe(w) == w}
+def _python_names(wires: list[str], extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Wire -> Python variable: its own name unless that is a keyword or reserved (or in extra); then
+    a trailing _ (more if needed) that collides with no other wire."""
+    reserved = RESERVED | set(extra)
+    taken = {w for w in wires if Namer.safe(w) == w and w not in reserved}
     names = {}
     for w in wires:
         name = w
-        if Namer.safe(w) != w:
+        if Namer.safe(w) != w or w in reserved:
             name = w + "_"
-            while name in taken or name in RESERVED:
+            while name in taken or name in reserved:
                 name += "_"
             taken.add(name)
         names[w] = name
@@ -74,8 +77,12 @@ class _ModuleWriter:
         self.plan = plan
         d = plan.diagram
         self.d = d
-        self.var = _python_names(list(d.wires))
-        self.namer = Namer(self.var.values())
+        extra = GRAPH_ARGUMENTS if d.is_graph else ()
+        self.var = _python_names(list(d.wires), extra)
+        self.namer = Namer(list(self.var.values()) + list(extra))
+        # The leading (row) size in reshapes: -1 (any batch) for plain diagrams; in a graph diagram the
+        # number of nodes or edges by name, so that E = 0 or V = 0 still reshapes.
+        self.z = "-1"
         # External weights are `<out wire>_weights` unless that name is taken (then an _ is added).
         self.weight_args = {v.node: self.namer.fresh(f"{self.var[v.outputs[0]]}_weights", numbered=False)
                             for v in plan.vertices if v.external and v.weight_numel}
@@ -92,6 +99,8 @@ class _ModuleWriter:
         return Namer.safe(self.d.name)
 
     def write(self) -> str:
+        if self.d.is_graph:
+            return self.write_graph()
         d, plan = self.d, self.plan
         dims = {w: d.irreps(w).dim for w in d.wires}
         ext = [v for v in plan.vertices if v.external and v.weight_numel]
@@ -110,18 +119,72 @@ class _ModuleWriter:
         self.body.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
         return self.render_class(args)
 
+    def write_graph(self) -> str:
+        """forward(*inputs, *external_weights, edge_index[, *, num_nodes]) of LANGUAGE.md section 9: node
+        tensors [V, dim], edge tensors [E, dim], gather as index_select, scatter as index_add."""
+        d, plan = self.d, self.plan
+        ext = [v for v in plan.vertices if v.external and v.weight_numel]
+        node_inputs = [w for w in d.inputs if d.domain(w) == "node"]
+        uses_nodes = bool(node_inputs) or any(d.domain(w) == "node" for w in d.wires)
+        args = [self.var[w] for w in d.inputs] + [self.weights_arg(v) for v in ext] + ["edge_index"]
+        if not node_inputs and uses_nodes:
+            args += ["*", "num_nodes"]
+        num_edges = self.namer.fresh("num_edges", numbered=False)
+        rows = {"node": "num_nodes", "edge": num_edges}
+        self.body.append(f"dtype = {self.var[d.inputs[0]]}.dtype")
+        if node_inputs:
+            self.body.append(f"num_nodes = {self.var[node_inputs[0]]}.shape[0]")
+        self.body.append(f"_check_edge_index(edge_index, {'num_nodes' if uses_nodes else 'None'})")
+        self.body.append(f"{num_edges} = edge_index.shape[1]")
+        for w in d.inputs:
+            domain = d.domain(w)
+            self.body.append(f"_check_rows({w!r}, {self.var[w]}, {rows[domain]}, {d.irreps(w).dim}, {domain!r})")
+        for v in ext:
+            arg = self.weights_arg(v)
+            self.body.append(f"_check_rows({arg!r}, {arg}, {rows[v.domain]}, {v.weight_numel}, {v.domain!r})")
+            self.body.append(f"{arg} = {arg}.to(dtype)")
+        ends = {}
+        for end in ("sender", "receiver"):
+            if any(v.endpoint == end for v in plan.vertices):
+                ends[end] = self.namer.fresh(end, numbered=False)
+                self.body.append(f"{ends[end]} = edge_index[{0 if end == 'sender' else 1}]")
+        for v in plan.vertices:
+            self.z = rows[v.domain]
+            if v.kind == "gather":
+                self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = gather({v.inputs[0]}, {v.endpoint}): "
+                              f"each edge reads its {v.endpoint}'s row"]
+                self.body.append(f"{self.var[v.outputs[0]]} = {self.var[v.inputs[0]]}.index_select(0, {ends[v.endpoint]})")
+            elif v.kind == "scatter":
+                dim = d.irreps(v.outputs[0]).dim
+                self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = scatter({v.inputs[0]}, {v.endpoint}): "
+                              f"each edge's row added into its {v.endpoint}"]
+                src = self.var[v.inputs[0]]
+                self.body.append(f"{self.var[v.outputs[0]]} = {src}.new_zeros((num_nodes, {dim}))"
+                                 f".index_add(0, {ends[v.endpoint]}, {src})")
+            else:
+                self.vertex(v)
+        outs = [self.var[w] for w in d.outputs]
+        self.body.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
+        return self.render_class(args)
+
     def weights_arg(self, v: VertexPlan) -> str:
         return self.weight_args[v.node]
 
     def render_class(self, args) -> str:
         d, plan = self.d, self.plan
         doc = [f'    """Diagram `{d.name}` (group {d.group_name}), compiled by fusionlang.', ""]
+        rows = {"node": "V", "edge": "E"}
         for kind, names in (("input", d.inputs), ("output", d.outputs)):
             for w in names:
-                doc.append(f"    {kind:<6} {w} : {d.irreps(w)}  (dim {d.irreps(w).dim})")
+                where = f" per {d.domain(w)}, [{rows[d.domain(w)]}, {d.irreps(w).dim}]" if d.is_graph else \
+                    f"  (dim {d.irreps(w).dim})"
+                doc.append(f"    {kind:<6} {w} : {d.irreps(w)}{where}")
         for v in plan.vertices:
             if v.external and v.weight_numel:
-                doc.append(f"    input  {self.weights_arg(v)} : [..., {v.weight_numel}] external weights")
+                lead = rows[v.domain] if d.is_graph else "..."
+                doc.append(f"    input  {self.weights_arg(v)} : [{lead}, {v.weight_numel}] external weights")
+        if d.is_graph:
+            doc.append("    input  edge_index : [2, E] integers, row 0 each edge's sender, row 1 its receiver")
         doc.append(f"    paths: {plan.n_paths}, internal weights: {plan.weight_numel}")
         doc.append('    """')
         lines = [f"class {self.class_name()}(torch.nn.Module):", *doc, "",
@@ -167,14 +230,14 @@ class _ModuleWriter:
         name = self.namer.fresh(f"{src}_seg")
         whole = seg.start == 0 and seg.end == irreps.dim
         if whole and (len(seg.terms) == 1 or seg.mul == 1):   # [z, mul * dim] is then [z, mul, dim]
-            expr = f"{src}.reshape(-1, {seg.mul}, {seg.dim})"
+            expr = f"{src}.reshape({self.z}, {seg.mul}, {seg.dim})"
         elif len(seg.terms) == 1:
-            expr = f"{self.wire_terms(seg.wire)[seg.terms[0]]}.reshape(-1, {seg.mul}, {seg.dim})"
+            expr = f"{self.wire_terms(seg.wire)[seg.terms[0]]}.reshape({self.z}, {seg.mul}, {seg.dim})"
         elif seg.mul == 1:
-            expr = f"{src}[:, {seg.start}:{seg.end}].reshape(-1, 1, {seg.dim})"
+            expr = f"{src}[:, {seg.start}:{seg.end}].reshape({self.z}, 1, {seg.dim})"
         else:
             terms = self.wire_terms(seg.wire)
-            parts = [f"{terms[t]}.reshape(-1, {seg.mul}, {irreps[t].irrep.dim})" for t in seg.terms]
+            parts = [f"{terms[t]}.reshape({self.z}, {seg.mul}, {irreps[t].irrep.dim})" for t in seg.terms]
             expr = f"torch.cat([{', '.join(parts)}], dim=2)"
         self.body.append(f"{name} = {expr}")
         self.segment_vars[key] = name
@@ -213,7 +276,7 @@ class _ModuleWriter:
         for term_index, term in enumerate(out_irreps):
             terms = partial[term_index]
             expr = " + ".join(terms)
-            pieces.append(f"({expr}).reshape(-1, {term.dim})" if len(terms) > 1 else f"{expr}.reshape(-1, {term.dim})")
+            pieces.append(f"({expr}).reshape({self.z}, {term.dim})" if len(terms) > 1 else f"{expr}.reshape({self.z}, {term.dim})")
         self._assign_output(self.var[out], pieces)
 
     def _assign_output(self, out: str, pieces: list[str]) -> None:
@@ -240,25 +303,25 @@ class _ModuleWriter:
             if blk.term not in transposed:   # [z, i, u]: channels innermost
                 xt = self.namer.fresh(f"{x}_t")
                 view = x_terms[blk.term]
-                self.body.append(f"{xt} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
-                                 else f"{xt} = {view}.reshape(-1, 1, {u})")
+                self.body.append(f"{xt} = {view}.reshape({self.z}, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
+                                 else f"{xt} = {view}.reshape({self.z}, 1, {u})")
                 transposed[blk.term] = xt
             xt = transposed[blk.term]
             op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q))
             z = self.namer.fresh(f"{out}_z")
-            self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
+            self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape({self.z}, {rows}, {q})")
             sel = self.weight_selection(out, blk.weight_index)
             n = len(blk.paths)
             xw = self.namer.fresh(f"{out}_xw")
             if v.mode == "uvu":
                 # Shared weights are expanded over the components (a view) so that their gradient is a
                 # sum over the batch axis alone: summing over batch and components at once is slow.
-                w = f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})" if v.external else \
+                w = f"{weights}[:, {sel}].reshape({self.z}, {n}, 1, {u})" if v.external else \
                     f"{weights}[{sel}].reshape({n}, 1, {u})" + (f".expand({n}, {d}, {u})" if d > 1 else "")
-                self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
+                self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape({self.z}, {q}, {u})")
             else:
                 w = f"{weights}[{sel}].reshape({u}, {n * og.mul})"
-                self.body.append(f"{xw} = ({xt}.reshape(-1, {u}) @ {w}).reshape(-1, {q}, {og.mul})")
+                self.body.append(f"{xw} = ({xt}.reshape({self.z}, {u}) @ {w}).reshape({self.z}, {q}, {og.mul})")
             paths = ", ".join(_path_text(self.d, v, k) for k in blk.paths[:4]) + (" ..." if n > 4 else "")
             if blk.group in acc:
                 self.body.append(f"{acc[blk.group]} = torch.baddbmm({acc[blk.group]}, {z}, {xw})  # {paths}")
@@ -269,7 +332,7 @@ class _ModuleWriter:
         for g, og in enumerate(v.output_groups):
             sizes = [b - a for a, b in zip(og.offsets, og.offsets[1:])]
             rows.update(zip(og.terms, self._split(acc[g], sizes, 1, f"{out}_rows")))
-        self._assign_output(out, [f"{rows[k]}.transpose(1, 2).reshape(-1, {term.dim})"
+        self._assign_output(out, [f"{rows[k]}.transpose(1, 2).reshape({self.z}, {term.dim})"
                                   for k, term in enumerate(v.out_irreps)])
 
     def _split(self, tensor: str, sizes: list[int], dim: int, stem: str) -> list[str]:
@@ -292,7 +355,7 @@ class _ModuleWriter:
             sel = self.weight_selection(self.var[v.outputs[0]], c.weight_index)
             shape = ", ".join(str(s) for s in c.weight_shape)
             if v.external:
-                operands.append(f"{weights}[:, {sel}].reshape(-1, {shape})")
+                operands.append(f"{weights}[:, {sel}].reshape({self.z}, {shape})")
             else:
                 operands.append(f"{weights}[{sel}].reshape({shape})")
         if c.scatter is not None:
@@ -304,7 +367,7 @@ class _ModuleWriter:
             args = [names[i] for i in step.positions]
             for i in sorted(step.positions, reverse=True):
                 names.pop(i)
-            expr = _step_expression(step, args)
+            expr = _step_expression(step, args, self.z)
             if k == len(c.steps) - 1:
                 result = expr
             elif expr in self.step_vars:
@@ -333,8 +396,8 @@ def _aligned(name: str, sub: str, target: str) -> str:
     return expr
 
 
-def _shape(letters: str, sizes: dict[str, int]) -> str:
-    """A reshape argument; the batch letter z is left to -1 (any batch size)."""
+def _shape(letters: str, sizes: dict[str, int], rows: str = "-1") -> str:
+    """A reshape argument; the batch letter z is `rows` (-1: any batch size)."""
     dims = [1] if not letters else []
     if letters:
         product, free = 1, False
@@ -343,11 +406,11 @@ def _shape(letters: str, sizes: dict[str, int]) -> str:
                 free = True
             else:
                 product *= sizes[c]
-        dims = ["-1" if free else str(product)]
+        dims = [str(product) if not free else rows if rows == "-1" or product == 1 else f"{rows} * {product}"]
     return dims[0]
 
 
-def _bmm_expression(step, args: list[str]) -> str:
+def _bmm_expression(step, args: list[str], rows: str = "-1") -> str:
     """An explicit torch.bmm on contiguous [batch, m, k] @ [batch, k, n] operands: einsum would hand
     bmm permuted views, and PyTorch's CPU bmm then copies every batch element separately."""
     (sa, sb), out = step.equation.split("->")[0].split(","), step.equation.split("->")[1]
@@ -355,21 +418,23 @@ def _bmm_expression(step, args: list[str]) -> str:
     sizes = dict(step.sizes)
     left = _aligned(args[0], sa, shared + a_only + summed)
     right = _aligned(args[1], sb, shared + summed + b_only)
-    left = f"{left}.reshape({_shape(shared, sizes)}, {_shape(a_only, sizes)}, {_shape(summed, sizes)}).contiguous()"
-    right = f"{right}.reshape({_shape(shared, sizes)}, {_shape(summed, sizes)}, {_shape(b_only, sizes)}).contiguous()"
+    left = (f"{left}.reshape({_shape(shared, sizes, rows)}, {_shape(a_only, sizes, rows)}, "
+            f"{_shape(summed, sizes, rows)}).contiguous()")
+    right = (f"{right}.reshape({_shape(shared, sizes, rows)}, {_shape(summed, sizes, rows)}, "
+             f"{_shape(b_only, sizes, rows)}).contiguous()")
     natural = shared + a_only + b_only
-    dims = ", ".join("-1" if c == "z" else str(sizes[c]) for c in natural)
+    dims = ", ".join(rows if c == "z" else str(sizes[c]) for c in natural)
     expr = f"torch.bmm({left}, {right}).reshape({dims})"
     if natural != out:
         expr += f".permute({', '.join(str(natural.index(c)) for c in out)})"
     return expr
 
 
-def _step_expression(step, args: list[str]) -> str:
+def _step_expression(step, args: list[str], rows: str = "-1") -> str:
     lhs, out = step.equation.split("->")
     subs = lhs.split(",")
     if step.kind == "bmm":
-        return _bmm_expression(step, args)
+        return _bmm_expression(step, args, rows)
     if step.kind == "matmul":
         return f"torch.einsum({step.equation!r}, {', '.join(args)})"
     union = "".join(dict.fromkeys("".join(subs)))
@@ -390,10 +455,17 @@ def _path_text(d, v: VertexPlan, k: int) -> str:
 
 
 def forward_argument_names(plan: Plan) -> list[str]:
-    """The generated forward's parameters: inputs in declaration order, then external weights."""
+    """The generated forward's parameters: inputs in declaration order, then external weights; for a
+    graph diagram then edge_index, and num_nodes (keyword-only) where no input lives on the nodes."""
     writer = _ModuleWriter(plan)
-    return [writer.var[w] for w in plan.diagram.inputs] + \
+    names = [writer.var[w] for w in plan.diagram.inputs] + \
         [writer.weights_arg(v) for v in plan.vertices if v.external and v.weight_numel]
+    d = plan.diagram
+    if d.is_graph:
+        names.append("edge_index")
+        if not any(d.domain(w) == "node" for w in d.inputs) and any(d.domain(w) == "node" for w in d.wires):
+            names.append("num_nodes")
+    return names
 
 
 def internal_weight_name(plan: Plan, vertex: VertexPlan) -> str:
@@ -411,13 +483,42 @@ def _constant(shape, flat_indices, values):
 '''
 
 
+GRAPH_HELPERS = '''
+
+def _check_edge_index(edge_index, num_nodes):
+    """edge_index must be [2, E] integers naming nodes 0..V-1.  The range is checked on the CPU in eager
+    mode only: elsewhere it would cost a device sync, and compiled graphs cannot branch on data."""
+    if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        got = list(edge_index.shape) if isinstance(edge_index, torch.Tensor) else type(edge_index).__name__
+        raise ValueError(f"edge_index must be a [2, E] tensor (row 0 the senders, row 1 the receivers); got {got}")
+    if edge_index.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"edge_index must hold integers (torch.long or torch.int32); got {edge_index.dtype}")
+    if not torch.compiler.is_compiling() and edge_index.device.type == "cpu" and edge_index.numel() > 0:
+        low, high = int(edge_index.min()), int(edge_index.max())
+        if low < 0 or (num_nodes is not None and high >= num_nodes):
+            raise IndexError(f"edge_index names node {low if low < 0 else high}, but the nodes are "
+                             f"0 to {num_nodes - 1} (V = {num_nodes})" if num_nodes is not None else
+                             f"edge_index names node {low}; node numbers start at 0")
+
+
+def _check_rows(name, tensor, rows, dim, domain):
+    """A node tensor is [V, dim], an edge tensor [E, dim] (E = edge_index.shape[1])."""
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2 or tensor.shape[0] != rows \
+            or tensor.shape[1] != dim:
+        got = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        size = "V" if domain == "node" else "E"
+        raise ValueError(f"{name} is per {domain}: expected a [{size} = {rows}, {dim}] tensor, got {got}")
+'''
+
+
 def emit_module_source(plans: list[Plan], source_name: str, closed: list[str] = ()) -> str:
     header = [f"# Code generated by fusionlang {__version__} from {source_name}. DO NOT EDIT.",
               f'"""PyTorch modules for the diagrams of {source_name}."""']
     if closed:
         header.append(f"# Closed diagrams (numbers, not modules; see `fusionc eval`): {', '.join(closed)}")
     header.append("import torch")
-    parts = ["\n".join(header) + "\n" + HELPERS]
+    helpers = HELPERS + (GRAPH_HELPERS if any(p.diagram.is_graph for p in plans) else "")
+    parts = ["\n".join(header) + "\n" + helpers]
     names = []
     for plan in plans:
         writer = _ModuleWriter(plan)

@@ -34,6 +34,9 @@ from .ir import Diagram
 from .paths import Path, vertex_paths
 
 PLAN_BATCH = 1024     # the batch size the contraction order is optimised for
+# Graph diagrams are planned for V = batch nodes and E = EDGES_PER_NODE * V edges (a molecule with a
+# 5 A cutoff has about 20 to 40 neighbours per atom).
+EDGES_PER_NODE = 20
 # What one more kernel call costs, in GEMM FLOPs, when choosing how to batch paths: about
 # 5 microseconds of eager dispatch (Python, permutes, allocation) on a 2-core CPU.
 OP_OVERHEAD_FLOPS = 300_000
@@ -155,6 +158,11 @@ class VertexPlan:
     # Set instead of contractions when the operator form (OperatorBlock) is the cheaper plan.
     operator_blocks: list[OperatorBlock] = field(default_factory=list)
     output_groups: list[OutputGroup] = field(default_factory=list)
+    # Graph diagrams: the domain the vertex runs on ("node" | "edge"; for gather / scatter that of its
+    # output), the rows it was planned for, and for gather / scatter the end of the edges it uses.
+    domain: str | None = None
+    rows: int = 0
+    endpoint: str | None = None
 
     @property
     def weight_numel(self) -> int:
@@ -166,6 +174,8 @@ class Plan:
     diagram: Diagram
     vertices: list[VertexPlan]
     batch: int
+    nodes: int = 0        # graph diagrams: the V and E planned for
+    edges: int = 0
 
     flops = property(lambda self: sum(v.flops for v in self.vertices))
     naive_flops = property(lambda self: sum(v.naive_flops for v in self.vertices))
@@ -271,6 +281,12 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     outs = [diagram.irreps(w) for w in data["outputs"]]
     paths = vertex_paths(group, kind, ins, outs)
     line = data["span"].line if data.get("span") else 0
+    if kind in ("gather", "scatter"):
+        # A row copy (gather) or a row sum (scatter) of the whole wire: no paths, no weights.
+        plan = VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], [], [], [], False, [],
+                          0, 0, line, endpoint=data["endpoint"])
+        plan.flops = plan.naive_flops = outs[0].dim * batch if kind == "scatter" else 0
+        return plan
     if kind == "split":
         # Only in closed diagrams (check.py), which the reference evaluator handles; no kernel.
         return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], None, paths,
@@ -506,9 +522,23 @@ def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> 
 
 
 def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper") -> Plan:
-    """Plan every vertex of a checked open diagram, in an order where inputs come first."""
+    """Plan every vertex of a checked open diagram, in an order where inputs come first.
+
+    A graph diagram is planned for V = batch nodes and E = EDGES_PER_NODE * batch edges: each
+    vertex for the rows of its domain."""
     order = _topological_vertices(diagram)
-    return Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
+    if not diagram.is_graph:
+        return Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
+    rows = {"node": batch, "edge": EDGES_PER_NODE * batch}
+    vertices = []
+    for n in order:
+        data = diagram.graph.nodes[n]
+        domain = diagram.domain(data["outputs"][0])
+        # gather runs once per edge; scatter adds once per edge, too.
+        v = plan_vertex(diagram, n, data, rows["edge"] if data["kind"] in ("gather", "scatter") else rows[domain], form)
+        v.domain, v.rows = domain, rows[domain]
+        vertices.append(v)
+    return Plan(diagram, vertices, batch, rows["node"], rows["edge"])
 
 
 def _topological_vertices(diagram: Diagram) -> list[str]:
