@@ -75,14 +75,12 @@ def _contiguous(index: np.ndarray) -> bool:
 class _ModuleWriter:
     def __init__(self, plan: Plan):
         self.plan = plan
-        d = plan.diagram
+        d = plan.emitted      # a graph diagram after the planner's rewrites; otherwise as written
         self.d = d
         extra = GRAPH_ARGUMENTS if d.is_graph else ()
         self.var = _python_names(list(d.wires), extra)
         self.namer = Namer(list(self.var.values()) + list(extra))
-        # The leading (row) size in reshapes: -1 (any batch) for plain diagrams; in a graph diagram the
-        # number of nodes or edges by name, so that E = 0 or V = 0 still reshapes.
-        self.z = "-1"
+        self.ends: dict[str, str] = {}      # graph diagrams: "sender" / "receiver" -> the index variable
         # External weights are `<out wire>_weights` unless that name is taken (then an _ is added).
         self.weight_args = {v.node: self.namer.fresh(f"{self.var[v.outputs[0]]}_weights", numbered=False)
                             for v in plan.vertices if v.external and v.weight_numel}
@@ -143,24 +141,23 @@ class _ModuleWriter:
             arg = self.weights_arg(v)
             self.body.append(f"_check_rows({arg!r}, {arg}, {rows[v.domain]}, {v.weight_numel}, {v.domain!r})")
             self.body.append(f"{arg} = {arg}.to(dtype)")
-        ends = {}
+        ends = self.ends
         for end in ("sender", "receiver"):
             if any(v.endpoint == end for v in plan.vertices):
                 ends[end] = self.namer.fresh(end, numbered=False)
                 self.body.append(f"{ends[end]} = edge_index[{0 if end == 'sender' else 1}]")
         for v in plan.vertices:
-            self.z = rows[v.domain]
+            if v.absorbed:
+                continue        # the fuse before it wrote into the nodes (plan.VertexPlan.scatter_into)
             if v.kind == "gather":
                 self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = gather({v.inputs[0]}, {v.endpoint}): "
                               f"each edge reads its {v.endpoint}'s row"]
                 self.body.append(f"{self.var[v.outputs[0]]} = {self.var[v.inputs[0]]}.index_select(0, {ends[v.endpoint]})")
             elif v.kind == "scatter":
-                dim = d.irreps(v.outputs[0]).dim
                 self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = scatter({v.inputs[0]}, {v.endpoint}): "
                               f"each edge's row added into its {v.endpoint}"]
                 src = self.var[v.inputs[0]]
-                self.body.append(f"{self.var[v.outputs[0]]} = {src}.new_zeros((num_nodes, {dim}))"
-                                 f".index_add(0, {ends[v.endpoint]}, {src})")
+                self.body.append(f"{self.var[v.outputs[0]]} = _scatter_add({src}, {ends[v.endpoint]}, num_nodes)")
             else:
                 self.vertex(v)
         outs = [self.var[w] for w in d.outputs]
@@ -230,14 +227,14 @@ class _ModuleWriter:
         name = self.namer.fresh(f"{src}_seg")
         whole = seg.start == 0 and seg.end == irreps.dim
         if whole and (len(seg.terms) == 1 or seg.mul == 1):   # [z, mul * dim] is then [z, mul, dim]
-            expr = f"{src}.reshape({self.z}, {seg.mul}, {seg.dim})"
+            expr = f"{src}.reshape(-1, {seg.mul}, {seg.dim})"
         elif len(seg.terms) == 1:
-            expr = f"{self.wire_terms(seg.wire)[seg.terms[0]]}.reshape({self.z}, {seg.mul}, {seg.dim})"
+            expr = f"{self.wire_terms(seg.wire)[seg.terms[0]]}.reshape(-1, {seg.mul}, {seg.dim})"
         elif seg.mul == 1:
-            expr = f"{src}[:, {seg.start}:{seg.end}].reshape({self.z}, 1, {seg.dim})"
+            expr = f"{src}[:, {seg.start}:{seg.end}].reshape(-1, 1, {seg.dim})"
         else:
             terms = self.wire_terms(seg.wire)
-            parts = [f"{terms[t]}.reshape({self.z}, {seg.mul}, {irreps[t].irrep.dim})" for t in seg.terms]
+            parts = [f"{terms[t]}.reshape(-1, {seg.mul}, {irreps[t].irrep.dim})" for t in seg.terms]
             expr = f"torch.cat([{', '.join(parts)}], dim=2)"
         self.body.append(f"{name} = {expr}")
         self.segment_vars[key] = name
@@ -255,7 +252,7 @@ class _ModuleWriter:
             if v.external:
                 weights = self.weights_arg(v)
             else:
-                pname = self.namer.fresh(f"{self.var[out]}_weight", numbered=False)
+                pname = self.namer.fresh(f"{self.var[v.weight_owner or out]}_weight", numbered=False)
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
                 weights = self.namer.fresh("w")
                 self.body.append(f"{weights} = self.{pname}.to(dtype)")
@@ -264,7 +261,7 @@ class _ModuleWriter:
             return
         partial: dict[int, list[str]] = {}
         for c in v.contractions:
-            result = self.contraction(v, c, weights)
+            result = self.split_contraction(v, c, weights) if v.weights_on_nodes else self.contraction(v, c, weights)
             if not c.out_terms:
                 partial.setdefault(c.out_term, []).append(result)
                 continue
@@ -276,8 +273,18 @@ class _ModuleWriter:
         for term_index, term in enumerate(out_irreps):
             terms = partial[term_index]
             expr = " + ".join(terms)
-            pieces.append(f"({expr}).reshape({self.z}, {term.dim})" if len(terms) > 1 else f"{expr}.reshape({self.z}, {term.dim})")
-        self._assign_output(self.var[out], pieces)
+            pieces.append(f"({expr}).reshape(-1, {term.dim})" if len(terms) > 1 else f"{expr}.reshape(-1, {term.dim})")
+        if v.weights_on_nodes:
+            self._assign_output(self.var[v.scatter_into], pieces)
+        elif v.scatter_into:
+            # Each output term is added into the nodes on its own: the edge message is never assembled.
+            end = self.ends[self._absorbed_scatter(v).endpoint]
+            self._assign_output(self.var[v.scatter_into], [f"_scatter_add({p}, {end}, num_nodes)" for p in pieces])
+        else:
+            self._assign_output(self.var[out], pieces)
+
+    def _absorbed_scatter(self, v: VertexPlan) -> VertexPlan:
+        return next(s for s in self.plan.vertices if s.kind == "scatter" and s.outputs[0] == v.scatter_into)
 
     def _assign_output(self, out: str, pieces: list[str]) -> None:
         if len(pieces) == 1:
@@ -303,36 +310,45 @@ class _ModuleWriter:
             if blk.term not in transposed:   # [z, i, u]: channels innermost
                 xt = self.namer.fresh(f"{x}_t")
                 view = x_terms[blk.term]
-                self.body.append(f"{xt} = {view}.reshape({self.z}, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
-                                 else f"{xt} = {view}.reshape({self.z}, 1, {u})")
+                self.body.append(f"{xt} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
+                                 else f"{xt} = {view}.reshape(-1, 1, {u})")
                 transposed[blk.term] = xt
             xt = transposed[blk.term]
             op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q))
             z = self.namer.fresh(f"{out}_z")
-            self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape({self.z}, {rows}, {q})")
+            self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
             sel = self.weight_selection(out, blk.weight_index)
             n = len(blk.paths)
             xw = self.namer.fresh(f"{out}_xw")
             if v.mode == "uvu":
                 # Shared weights are expanded over the components (a view) so that their gradient is a
                 # sum over the batch axis alone: summing over batch and components at once is slow.
-                w = f"{weights}[:, {sel}].reshape({self.z}, {n}, 1, {u})" if v.external else \
+                w = f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})" if v.external else \
                     f"{weights}[{sel}].reshape({n}, 1, {u})" + (f".expand({n}, {d}, {u})" if d > 1 else "")
-                self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape({self.z}, {q}, {u})")
+                self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
             else:
                 w = f"{weights}[{sel}].reshape({u}, {n * og.mul})"
-                self.body.append(f"{xw} = ({xt}.reshape({self.z}, {u}) @ {w}).reshape({self.z}, {q}, {og.mul})")
+                self.body.append(f"{xw} = ({xt}.reshape(-1, {u}) @ {w}).reshape(-1, {q}, {og.mul})")
             paths = ", ".join(_path_text(self.d, v, k) for k in blk.paths[:4]) + (" ..." if n > 4 else "")
             if blk.group in acc:
                 self.body.append(f"{acc[blk.group]} = torch.baddbmm({acc[blk.group]}, {z}, {xw})  # {paths}")
             else:
                 acc[blk.group] = self.namer.fresh(f"{out}_acc")
                 self.body.append(f"{acc[blk.group]} = torch.bmm({z}, {xw})  # {paths}")
+        if v.scatter_into:
+            # The accumulators [E, rows, channels] are added into the nodes as they are; the
+            # transposes and the concatenation below then run on V rows instead of E.
+            end = self.ends[self._absorbed_scatter(v).endpoint]
+            for g in list(acc):
+                summed = self.namer.fresh(f"{self.var[v.scatter_into]}_acc")
+                self.body.append(f"{summed} = _scatter_add({acc[g]}, {end}, num_nodes)")
+                acc[g] = summed
+            out = self.var[v.scatter_into]
         rows: dict[int, str] = {}
         for g, og in enumerate(v.output_groups):
             sizes = [b - a for a, b in zip(og.offsets, og.offsets[1:])]
             rows.update(zip(og.terms, self._split(acc[g], sizes, 1, f"{out}_rows")))
-        self._assign_output(out, [f"{rows[k]}.transpose(1, 2).reshape({self.z}, {term.dim})"
+        self._assign_output(out, [f"{rows[k]}.transpose(1, 2).reshape(-1, {term.dim})"
                                   for k, term in enumerate(v.out_irreps)])
 
     def _split(self, tensor: str, sizes: list[int], dim: int, stem: str) -> list[str]:
@@ -342,6 +358,51 @@ class _ModuleWriter:
         names = [self.namer.fresh(stem) for _ in sizes]
         self.body.append(f"{', '.join(names)} = {tensor}.split({tuple(sizes)!r}, dim={dim})")
         return names
+
+    def split_contraction(self, v: VertexPlan, c: Contraction, weights: str) -> str:
+        """A contraction cut before its shared weights (plan.VertexPlan.weights_on_nodes): the part
+        without weights on the edges, its result added into the nodes, the weights applied there."""
+        d, out = self.d, self.var[v.outputs[0]]
+        operands = [self.segment(s, d.irreps(s.wire)) for s in c.segments]
+        operands.append(self.buffer(f"{out}_cg", c.constant) + ".to(dtype)")
+        edge_part = self.namer.fresh(f"{out}_edges")
+        self.body.append(f"{edge_part} = {self._replay(c.edge_steps, operands)}")
+        width = int(np.prod(c.edge_shape))
+        summed = self.namer.fresh(f"{self.var[v.scatter_into]}_sum")
+        end = self.ends[self._absorbed_scatter(v).endpoint]
+        shape = ", ".join(str(n) for n in c.edge_shape)
+        self.body.append(f"{summed} = _scatter_add({edge_part}.reshape(-1, {width}), {end}, num_nodes)"
+                         f".reshape(-1, {shape})")
+        node_operands = [summed, f"{weights}[{self.weight_selection(out, c.weight_index)}]"
+                         f".reshape({', '.join(str(n) for n in c.weight_shape)})"]
+        if c.scatter is not None:
+            node_operands.append(self.buffer(f"{out}_scatter", c.scatter) + ".to(dtype)")
+        result = self._replay(c.node_steps, node_operands)
+        name = self.namer.fresh(f"{self.var[v.scatter_into]}_part")
+        paths = ", ".join(_path_text(d, v, k) for k in c.paths[:4]) + (" ..." if len(c.paths) > 4 else "")
+        self.body.append(f"{name} = {result}  # {paths}")
+        return name
+
+    def _replay(self, steps, operands: list[str]) -> str:
+        """The planner's pairwise order: each step pops its operands and appends its result; the
+        intermediates get names (shared with any earlier equal expression), the last is returned."""
+        names = list(operands)
+        result = None
+        for k, step in enumerate(steps):
+            args = [names[i] for i in step.positions]
+            for i in sorted(step.positions, reverse=True):
+                names.pop(i)
+            expr = _step_expression(step, args)
+            if k == len(steps) - 1:
+                result = expr
+            elif expr in self.step_vars:
+                names.append(self.step_vars[expr])
+            else:
+                tmp = self.namer.fresh("t")
+                self.body.append(f"{tmp} = {expr}")
+                self.step_vars[expr] = tmp
+                names.append(tmp)
+        return result
 
     def contraction(self, v: VertexPlan, c: Contraction, weights: str | None) -> str:
         d = self.d
@@ -355,28 +416,12 @@ class _ModuleWriter:
             sel = self.weight_selection(self.var[v.outputs[0]], c.weight_index)
             shape = ", ".join(str(s) for s in c.weight_shape)
             if v.external:
-                operands.append(f"{weights}[:, {sel}].reshape({self.z}, {shape})")
+                operands.append(f"{weights}[:, {sel}].reshape(-1, {shape})")
             else:
                 operands.append(f"{weights}[{sel}].reshape({shape})")
         if c.scatter is not None:
             operands.append(self.buffer(f"{self.var[v.outputs[0]]}_scatter", c.scatter) + ".to(dtype)")
-        # Replay the planner's pairwise order: each step pops its operands and appends the result.
-        names = list(operands)
-        result = None
-        for k, step in enumerate(c.steps):
-            args = [names[i] for i in step.positions]
-            for i in sorted(step.positions, reverse=True):
-                names.pop(i)
-            expr = _step_expression(step, args, self.z)
-            if k == len(c.steps) - 1:
-                result = expr
-            elif expr in self.step_vars:
-                names.append(self.step_vars[expr])
-            else:
-                tmp = self.namer.fresh("t")
-                self.body.append(f"{tmp} = {expr}")
-                self.step_vars[expr] = tmp
-                names.append(tmp)
+        result = self._replay(c.steps, operands)
         if scale is not None and scale != 1.0:
             result = f"{result} * {scale!r}"
         name = self.namer.fresh(f"{self.var[v.outputs[0]]}_part")
@@ -396,8 +441,8 @@ def _aligned(name: str, sub: str, target: str) -> str:
     return expr
 
 
-def _shape(letters: str, sizes: dict[str, int], rows: str = "-1") -> str:
-    """A reshape argument; the batch letter z is `rows` (-1: any batch size)."""
+def _shape(letters: str, sizes: dict[str, int]) -> str:
+    """A reshape argument; the batch letter z is left to -1 (any batch size)."""
     dims = [1] if not letters else []
     if letters:
         product, free = 1, False
@@ -406,11 +451,11 @@ def _shape(letters: str, sizes: dict[str, int], rows: str = "-1") -> str:
                 free = True
             else:
                 product *= sizes[c]
-        dims = [str(product) if not free else rows if rows == "-1" or product == 1 else f"{rows} * {product}"]
+        dims = ["-1" if free else str(product)]
     return dims[0]
 
 
-def _bmm_expression(step, args: list[str], rows: str = "-1") -> str:
+def _bmm_expression(step, args: list[str]) -> str:
     """An explicit torch.bmm on contiguous [batch, m, k] @ [batch, k, n] operands: einsum would hand
     bmm permuted views, and PyTorch's CPU bmm then copies every batch element separately."""
     (sa, sb), out = step.equation.split("->")[0].split(","), step.equation.split("->")[1]
@@ -418,23 +463,21 @@ def _bmm_expression(step, args: list[str], rows: str = "-1") -> str:
     sizes = dict(step.sizes)
     left = _aligned(args[0], sa, shared + a_only + summed)
     right = _aligned(args[1], sb, shared + summed + b_only)
-    left = (f"{left}.reshape({_shape(shared, sizes, rows)}, {_shape(a_only, sizes, rows)}, "
-            f"{_shape(summed, sizes, rows)}).contiguous()")
-    right = (f"{right}.reshape({_shape(shared, sizes, rows)}, {_shape(summed, sizes, rows)}, "
-             f"{_shape(b_only, sizes, rows)}).contiguous()")
+    left = f"{left}.reshape({_shape(shared, sizes)}, {_shape(a_only, sizes)}, {_shape(summed, sizes)}).contiguous()"
+    right = f"{right}.reshape({_shape(shared, sizes)}, {_shape(summed, sizes)}, {_shape(b_only, sizes)}).contiguous()"
     natural = shared + a_only + b_only
-    dims = ", ".join(rows if c == "z" else str(sizes[c]) for c in natural)
+    dims = ", ".join("-1" if c == "z" else str(sizes[c]) for c in natural)
     expr = f"torch.bmm({left}, {right}).reshape({dims})"
     if natural != out:
         expr += f".permute({', '.join(str(natural.index(c)) for c in out)})"
     return expr
 
 
-def _step_expression(step, args: list[str], rows: str = "-1") -> str:
+def _step_expression(step, args: list[str]) -> str:
     lhs, out = step.equation.split("->")
     subs = lhs.split(",")
     if step.kind == "bmm":
-        return _bmm_expression(step, args, rows)
+        return _bmm_expression(step, args)
     if step.kind == "matmul":
         return f"torch.einsum({step.equation!r}, {', '.join(args)})"
     union = "".join(dict.fromkeys("".join(subs)))
@@ -469,8 +512,11 @@ def forward_argument_names(plan: Plan) -> list[str]:
 
 
 def internal_weight_name(plan: Plan, vertex: VertexPlan) -> str:
-    """The parameter holding a vertex's internal weights: `<out wire>_weight`."""
-    return f"{_python_names(list(plan.diagram.wires))[vertex.outputs[0]]}_weight"
+    """The parameter holding a vertex's internal weights: `<out wire>_weight` (for a vertex the
+    planner moved, the wire it wrote in the diagram as written)."""
+    d = plan.emitted
+    names = _python_names(list(d.wires), GRAPH_ARGUMENTS if d.is_graph else ())
+    return f"{names[vertex.weight_owner or vertex.outputs[0]]}_weight"
 
 
 HELPERS = '''
@@ -499,6 +545,11 @@ def _check_edge_index(edge_index, num_nodes):
             raise IndexError(f"edge_index names node {low if low < 0 else high}, but the nodes are "
                              f"0 to {num_nodes - 1} (V = {num_nodes})" if num_nodes is not None else
                              f"edge_index names node {low}; node numbers start at 0")
+
+
+def _scatter_add(values, index, num_nodes):
+    """Row e of values added into row index[e] of a [num_nodes, ...] tensor of zeros."""
+    return values.new_zeros((num_nodes,) + tuple(values.shape[1:])).index_add(0, index, values)
 
 
 def _check_rows(name, tensor, rows, dim, domain):

@@ -486,3 +486,40 @@ def lower(program: Program, file: str = "<input>") -> tuple[list[Diagram], list[
 
 def _clip(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def rebuild(diagram: Diagram, vertices: list[dict], new_wires: list[Wire] = ()) -> Diagram:
+    """An equivalent diagram with other vertices (the planner's rewrites, e.g. a `linear` moved across
+    a `gather`): vertices are node-data dicts (kind, inputs, outputs, ... as lowering makes them), in
+    evaluation order; new_wires are the internal wires they introduce.  Inputs, outputs and every
+    other wire keep their names and irreps; producers, readers and edges are derived afresh."""
+    g = nx.MultiDiGraph(**{k: v for k, v in diagram.graph.graph.items() if k != "wires"})
+    wires: dict[str, Wire] = {}
+    for name, w in list(diagram.wires.items()) + [(w.name, w) for w in new_wires]:
+        wires[name] = Wire(name, w.kind, w.irreps, w.span, resolved=w.resolved, declared_domain=w.declared_domain,
+                           domain_span=w.domain_span, domain=w.domain, produced_domain=w.produced_domain)
+    g.graph["wires"] = wires
+    for node, data in diagram.graph.nodes(data=True):
+        if data["kind"] in ("input", "output"):
+            g.add_node(node, **data)
+            if data["kind"] == "input":
+                wires[data["wire"]].producer = node
+    for index, data in enumerate(vertices):
+        node = f"v{index}"
+        g.add_node(node, **dict(data, index=index))
+        for w in data["outputs"]:
+            wires[w].producer = node
+    for node, data in list(g.nodes(data=True)):
+        if data["kind"] not in OPERATIONS:
+            continue
+        for port, arg in enumerate(data["inputs"]):
+            wire = wires[arg]
+            wire.readers.append(node)
+            src_port = g.nodes[wire.producer].get("outputs", [arg]).index(arg)
+            g.add_edge(wire.producer, node, key=f"{arg}@{port}", wire=arg, irreps=wire.irreps,
+                       src_port=src_port, dst_port=port)
+    for name in g.graph["outputs"]:
+        wire = wires[name]
+        g.add_edge(wire.producer, f"out:{name}", key=f"{name}@0", wire=name, irreps=wire.irreps,
+                   src_port=g.nodes[wire.producer].get("outputs", [name]).index(name), dst_port=0)
+    return Diagram(g)

@@ -125,11 +125,11 @@ def reference_outputs(module, diagram, plan, args) -> dict:
             continue
         if v.external:
             name = forward_argument_names(plan)[len(diagram.inputs) + external_vertices(plan).index(v)]
-            weights[v.outputs[0]] = args[name].detach().numpy()
+            weights[v.weight_owner or v.outputs[0]] = args[name].detach().numpy()
         else:
             p = params[internal_weight_name(v, plan)]
             assert p.shape == (v.weight_numel,)
-            weights[v.outputs[0]] = p.detach().to(torch.float64).numpy()
+            weights[v.weight_owner or v.outputs[0]] = p.detach().to(torch.float64).numpy()
     inputs = {w: args[name].detach().numpy() for w, name in zip(diagram.inputs, forward_argument_names(plan))}
     if diagram.is_graph:
         return evaluate(diagram, inputs, weights, args["edge_index"].numpy(), args.get("num_nodes"))
