@@ -134,6 +134,7 @@ def test_generated_diagrams_use_the_rewrites():
         plan = compile_source(text).plans["G"]
         for note in plan.rewrites:
             seen.add("before" if "before `gather" in note else "after" if "after `scatter" in note
-                     else "weights" if "applied after the sum" in note else "into")
+                     else "weights" if "applied after the sum" in note else "terms" if "term by term" in note
+                     else "into")
     collect()
-    assert seen == {"before", "after", "weights", "into"}, seen
+    assert seen == {"before", "after", "weights", "terms", "into"}, seen
