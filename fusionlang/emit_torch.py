@@ -247,6 +247,12 @@ class _ModuleWriter:
         self.body += ["", f"# line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: "
                       f"{len(v.paths)} paths, " + (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
                                                     else f"{len(v.contractions)} contractions")]
+        for g in self.plan.vertices:      # gathers and scatters this vertex performs (plan.plan_graph)
+            if g.absorbed_by == v.node:
+                self.body.append(f"# and {g.outputs[0]} = {g.kind}({g.inputs[0]}, {g.endpoint}) with it: "
+                                 + ("the transposed terms are gathered" if g.kind == "gather" else
+                                    "the results are added into the nodes" + (", the weights applied there"
+                                                                              if v.weights_on_nodes else "")))
         weights = None
         if v.weight_numel:
             if v.external:

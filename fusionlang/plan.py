@@ -569,7 +569,7 @@ def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper
     else:
         plan = plan_graph(diagram, batch, form, rewrite=graph)
     for v in plan.vertices:
-        v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch)
+        v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch, plan.nodes)
     return plan
 
 
@@ -720,7 +720,9 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
         if f.external or f.mode not in ("uvw", "uvu", "uuu"):
             continue
         split = _weights_on_nodes(d, f, E, V)
-        if split is not None and split[0] < f.cost + s.cost:
+        # The split plan is pairwise: against an operator-form plan, compare as plan_vertex does.
+        current = f.cost * (OPERATOR_COST_SCALE if f.operator_blocks else 1) + s.cost
+        if split is not None and split[0] < current:
             cost, contractions, scatter_cost = split
             f.contractions, f.operator_blocks, f.output_groups = contractions, [], []
             f.cost, f.weights_on_nodes = cost - scatter_cost, True
@@ -795,10 +797,13 @@ def _operand_shapes(c: Contraction, rows: int) -> list[tuple[int, ...]]:
     return shapes
 
 
-def _peak_bytes(d: Diagram, v: VertexPlan, rows: int) -> int:
+def _peak_bytes(d: Diagram, v: VertexPlan, rows: int, nodes: int = 0) -> int:
     """An estimate of the bytes a step holds at its peak, in float32: its result plus its largest
-    intermediate (each contraction's steps, or each operator block's Z, xw and accumulator)."""
-    out = (v.rows or rows) * (v.out_irreps.dim if v.out_irreps is not None else 0)
+    intermediate (each contraction's steps, or each operator block's Z, xw and accumulator).
+    A gather or scatter another step performs holds nothing of its own."""
+    if v.absorbed:
+        return 0
+    out = (nodes if v.scatter_into else rows) * (v.out_irreps.dim if v.out_irreps is not None else 0)
     transient = 0
     for c in v.contractions:
         sizes = [s.written for s in (c.edge_steps or c.steps)] + [s.written for s in c.node_steps]
@@ -810,8 +815,6 @@ def _peak_bytes(d: Diagram, v: VertexPlan, rows: int) -> int:
         transient = max(transient, rows * (rows_b * q + q * (b.mul if v.mode == "uvu" else v.output_groups[b.group].mul)))
     if v.operator_blocks:
         transient += sum(rows * og.offsets[-1] * og.mul for og in v.output_groups)
-    if v.kind == "scatter" and v.absorbed:
-        out = 0
     return 4 * (out + transient)
 
 
