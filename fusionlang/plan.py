@@ -602,7 +602,8 @@ def plan_graph(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper",
       whose result is only scattered runs after the scatter, where the cost model says so;
     - a fuse whose result only feeds a scatter adds its partial results straight into the nodes
       (the [E, dim] edge message is never assembled), and, where its weights are shared and that is
-      cheaper, contracts the weights after the sum, on V rows.
+      cheaper, contracts the weights after the sum, on V rows;
+    - an operator-form fuse whose first input is only gathered transposes it on the nodes.
     """
     rows = {"node": batch, "edge": EDGES_PER_NODE * batch}
     rewrites: list[str] = []
