@@ -8,6 +8,7 @@ from .diagnostics import Diagnostic, FusionError
 from .emit_torch import Namer, emit_module_source
 from .frontend import Analysis, analyze, analyze_file
 from .plan import PLAN_BATCH, Plan, plan_diagram
+from .triton_backend import select_backend
 
 
 @dataclass
@@ -17,6 +18,7 @@ class CompiledProgram:
     python: str
     modules: dict[str, type] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
+    backend: str = "torch"      # the backend that generated `python` ("torch" or "triton")
 
     @property
     def diagrams(self):
@@ -31,25 +33,34 @@ class CompiledProgram:
             return None
 
 
-def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "cheaper") -> CompiledProgram:
-    """form as in plan.plan_vertex: the planner's choice, or "operator" / "pairwise" forced."""
+def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "cheaper",
+                     backend: str = "auto") -> CompiledProgram:
+    """form as in plan.plan_vertex: the planner's choice, or "operator" / "pairwise" forced.
+    backend: "torch", "triton" (Triton kernels for fuse vertices, docs/gpu.md) or "auto" (Triton
+    where CUDA is available and triton imports); the modules compute the same numbers either way."""
+    backend = select_backend(backend)
     if not analysis.ok:
         raise FusionError([d for d in analysis.diagnostics if d.is_error], analysis.source)
     open_diagrams = [d for d in analysis.diagrams if not d.is_closed]
     plans = {d.name: plan_diagram(d, batch, form) for d in open_diagrams}
     closed = [d.name for d in analysis.diagrams if d.is_closed]
-    python = emit_module_source(list(plans.values()), Path(analysis.file).name, closed)
+    emit, filename = emit_module_source, f"<fusionlang {analysis.file}>"
+    if backend == "triton":
+        from .triton_backend.emit import emit_triton_module_source as emit, source_name
+    python = emit(list(plans.values()), Path(analysis.file).name, closed)
+    if backend == "triton":   # triton.jit reads its kernels' source text back through linecache
+        filename = source_name(python, analysis.file)
     namespace: dict = {"__name__": f"fusionlang_generated_{abs(hash(python)) % 10**8}"}
-    exec(compile(python, f"<fusionlang {analysis.file}>", "exec"), namespace)
+    exec(compile(python, filename, "exec"), namespace)
     modules = {name: namespace[Namer.safe(name)] for name in plans}
     return CompiledProgram(analysis, plans, python, modules,
-                           [d for d in analysis.diagnostics if not d.is_error])
+                           [d for d in analysis.diagnostics if not d.is_error], backend)
 
 
-def compile_source(text: str, file: str = "<input>") -> CompiledProgram:
+def compile_source(text: str, file: str = "<input>", backend: str = "auto") -> CompiledProgram:
     """Parse, check, plan and generate; raises FusionError with every diagnostic on errors."""
-    return compile_analysis(analyze(text, file))
+    return compile_analysis(analyze(text, file), backend=backend)
 
 
-def compile_file(path: str | Path) -> CompiledProgram:
-    return compile_analysis(analyze_file(path))
+def compile_file(path: str | Path, backend: str = "auto") -> CompiledProgram:
+    return compile_analysis(analyze_file(path), backend=backend)
