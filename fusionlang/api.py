@@ -34,15 +34,16 @@ class CompiledProgram:
 
 
 def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "cheaper",
-                     backend: str = "auto") -> CompiledProgram:
+                     graph_rewrites: bool = True, backend: str = "auto") -> CompiledProgram:
     """form as in plan.plan_vertex: the planner's choice, or "operator" / "pairwise" forced.
+    graph_rewrites=False plans graph diagrams vertex by vertex as written (plan.plan_graph).
     backend: "torch", "triton" (Triton kernels for fuse vertices, docs/gpu.md) or "auto" (Triton
     where CUDA is available and triton imports); the modules compute the same numbers either way."""
     backend = select_backend(backend)
     if not analysis.ok:
         raise FusionError([d for d in analysis.diagnostics if d.is_error], analysis.source)
     open_diagrams = [d for d in analysis.diagrams if not d.is_closed]
-    plans = {d.name: plan_diagram(d, batch, form) for d in open_diagrams}
+    plans = {d.name: plan_diagram(d, batch, form, graph=graph_rewrites) for d in open_diagrams}
     closed = [d.name for d in analysis.diagrams if d.is_closed]
     emit, filename = emit_module_source, f"<fusionlang {analysis.file}>"
     if backend == "triton":

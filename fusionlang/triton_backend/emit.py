@@ -20,7 +20,7 @@ import linecache
 import math
 
 from .. import __version__
-from ..emit_torch import HELPERS, _ModuleWriter
+from ..emit_torch import GRAPH_HELPERS, HELPERS, _ModuleWriter
 from ..plan import Plan, VertexPlan
 from .kernels import NUM_WARPS, KernelWriter
 from .spec import FuseSpec, fuse_spec, unsupported_reason
@@ -74,10 +74,16 @@ class _TritonModuleWriter(_ModuleWriter):
             if v.external:
                 args.append(self.weights_arg(v))
             else:
-                pname = self.namer.fresh(f"{out}_weight", numbered=False)
+                pname = self.namer.fresh(f"{self.var[v.weight_owner or v.outputs[0]]}_weight", numbered=False)
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
                 args.append(f"self.{pname}.to(dtype)")
-        self.body.append(f"{out} = {function}({', '.join(args)})")
+        if v.scatter_into:
+            # The scatter that reads this fuse: the edge message, then its rows added into the nodes.
+            end = self.ends[self._absorbed_scatter(v).endpoint]
+            self.body.append(f"{out} = {function}({', '.join(args)})")
+            self.body.append(f"{self.var[v.scatter_into]} = _scatter_add({out}, {end}, num_nodes)")
+        else:
+            self.body.append(f"{out} = {function}({', '.join(args)})")
 
 
 def _function_prefix(class_names: list[str]) -> str:
@@ -243,9 +249,11 @@ def _flat(shape, index) -> int:
 
 def triton_vertices(plan: Plan, prefix: str, counter: list[int]) -> tuple[dict[str, str], list[str], dict[str, str]]:
     """(vertex -> function name, generated sources, vertex -> reason it keeps torch code)."""
-    d = plan.diagram
+    d = plan.emitted
     functions, sources, reasons = {}, [], {}
     for v in plan.vertices:
+        if v.kind in ("gather", "scatter"):
+            continue
         reason = unsupported_reason(d, v)
         if reason is not None:
             reasons[v.node] = reason
@@ -266,7 +274,8 @@ def emit_triton_module_source(plans: list[Plan], source_name: str, closed: list[
     if closed:
         header.append(f"# Closed diagrams (numbers, not modules; see `fusionc eval`): {', '.join(closed)}")
     header += ["import os", "", "import torch", "import triton", "import triton.language as tl"]
-    parts = ["\n".join(header) + "\n" + HELPERS + RUNTIME]
+    helpers = HELPERS + (GRAPH_HELPERS if any(p.diagram.is_graph for p in plans) else "")
+    parts = ["\n".join(header) + "\n" + helpers + RUNTIME]
     class_names = [_ModuleWriter(plan).class_name() for plan in plans]
     prefix, counter = _function_prefix(class_names), [0]
     classes, notes = [], []
@@ -275,7 +284,7 @@ def emit_triton_module_source(plans: list[Plan], source_name: str, closed: list[
         parts += sources
         for node, reason in reasons.items():
             v = next(v for v in plan.vertices if v.node == node)
-            notes.append(f"# diagram {plan.diagram.name}, line {v.line}: {v.outputs[0]} = {v.kind}(...) uses torch "
+            notes.append(f"# diagram {plan.diagram.name}, line {v.line}: {v.outputs[0]} = {v.kind}(...) keeps torch "
                          f"code: {reason}")
         classes.append(_TritonModuleWriter(plan, functions).write())
     if notes:

@@ -101,6 +101,8 @@ def unsupported_reason(diagram, v: VertexPlan) -> str | None:
     """Why this vertex keeps its torch code under the Triton backend (None: it gets kernels)."""
     if v.kind != "fuse":
         return f"{v.kind} vertices have no Triton kernel"
+    if v.weights_on_nodes:
+        return "the planner applies its shared weights on the nodes, after the scatter"
     if diagram.group_name == "SU2":
         return "SU2 tensors are complex; Triton kernels are generated for real (O3, SO3) tensors"
     n = len(v.inputs)
