@@ -38,8 +38,9 @@ _PARTIAL_LIMIT = {PARTIAL_LIMIT}
 
 
 def _use_kernels(tensor):
-    """Kernels run on GPU tensors, and on CPU tensors under Triton's interpreter."""
-    return tensor.is_cuda or _INTERPRET
+    """Kernels run on GPU tensors, and on CPU tensors under Triton's interpreter; torch.compile and
+    torch.export trace the torch form instead (plain torch operations, which they can fuse)."""
+    return (tensor.is_cuda or _INTERPRET) and not torch.compiler.is_compiling()
 
 
 def _differentiable_grads(torch_form, inputs, needs, grad):
