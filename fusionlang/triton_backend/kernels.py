@@ -313,9 +313,12 @@ class KernelWriter:
             owned = [(1, b)] if self.n == 2 else [(r, t) for r in range(1, self.n) for t in range(len(s.inputs[r]))]
             v = self.loop(src, "v", mul_b)
             self._others(src, paths, v)
-            for r, t in owned:
-                for j in range(s.inputs[r][t].dim):
-                    src(f"gy{r}_{t}_{j} = {self.zeros(None)}")
+            # The other inputs' gradients are sums over the channels: accumulate them as tiles
+            # (one per component and channel width) and reduce each once, after the group's paths.
+            sums = sorted({(r, p.ins[r], idx[r], s.inputs[0][p.ins[0]].mul) for p in paths
+                           for idx, _, _ in p.entries for r in range(1, self.n)})
+            for r, t, j, mul in sums:
+                src(f"T{r}_{t}_{j}_{mul} = {self.zeros(mul)}")
             for p in paths:
                 self.comment(src, p)
                 combos = self._combinations(src, p)
@@ -323,35 +326,41 @@ class KernelWriter:
                 mul = s.inputs[0][a].mul
                 wp = f"w{p.index}"
                 src(f"{wp} = {self.weight_tile(p, mul, mul_b, v)}")
-                for i, k in sorted(combos):
-                    src(f"h{p.index}_{i}_{k} = x{a}_{i} * g{c}_{k}")
-                if s.weight_numel:
-                    grad_w = " + ".join(f"{combos[ik]} * h{p.index}_{ik[0]}_{ik[1]}" for ik in sorted(combos))
-                    src(f"gw{p.index} = {grad_w}")
-                    self.store_weight_grad(src, p, mul, mul_b, v, f"gw{p.index}")
-                for i in sorted({i for i, _ in combos}):
+                rows_i = sorted({i for i, _ in combos})
+                for i in rows_i:    # s_i = sum_k c_ik g_k: the output gradient seen by component i
                     terms = " + ".join(f"{combos[(ii, k)]} * g{c}_{k}" for ii, k in sorted(combos) if ii == i)
-                    src(f"gx{a}_{i} += {wp} * ({terms})")
+                    src(f"s{p.index}_{i} = {terms}")
+                    src(f"gx{a}_{i} += {wp} * s{p.index}_{i}")
+                if s.weight_numel:
+                    src(f"gw{p.index} = " + " + ".join(f"x{a}_{i} * s{p.index}_{i}" for i in rows_i))
+                    self.store_weight_grad(src, p, mul, mul_b, v, f"gw{p.index}")
+                for k in sorted({k for _, k in combos}):
+                    src(f"wg{p.index}_{k} = {wp} * g{c}_{k}")
                 for i, k in sorted(combos):
-                    src(f"r{p.index}_{i}_{k} = tl.sum({wp} * h{p.index}_{i}_{k}, axis=1)[:, None]")
-                contributions: dict[tuple[int, int, int], list] = {}
+                    src(f"xwg{p.index}_{i}_{k} = x{a}_{i} * wg{p.index}_{k}")
+                contributions: dict[tuple, list] = {}
                 for idx, k, coef in p.entries:
                     for r in range(1, self.n):
                         others = [f"y{q}_{p.ins[q]}_{idx[q]}" for q in range(1, self.n) if q != r]
-                        contributions.setdefault((r, p.ins[r], idx[r]), []).append(
-                            (coef, others + [f"r{p.index}_{idx[0]}_{k}"]))
-                for (r, t, j), terms in sorted(contributions.items()):
-                    src(f"gy{r}_{t}_{j} += {linear_sum(terms)}")
+                        contributions.setdefault((r, p.ins[r], idx[r], mul), []).append(
+                            (coef, others + [f"xwg{p.index}_{idx[0]}_{k}"]))
+                for (r, t, j, m), terms in sorted(contributions.items()):
+                    src(f"T{r}_{t}_{j}_{m} += {linear_sum(terms)}")
             for r, t in owned:
                 term = s.inputs[r][t]
                 for j in range(term.dim):
-                    src(f"tl.store({self.column_address(f'gin{r}', term, j, v)}, gy{r}_{t}_{j}, mask=row_ok)")
+                    parts = [f"tl.sum(T{r}_{t}_{j}_{m}, axis=1)[:, None]" for rr, tt, jj, m in sums
+                             if (rr, tt, jj) == (r, t, j)]
+                    value = " + ".join(parts) if parts else self.zeros(None)
+                    src(f"tl.store({self.column_address(f'gin{r}', term, j, v)}, {value}, mask=row_ok)")
             self.end_loop(src, mul_b)
         for a, t in enumerate(s.inputs[0]):
             for i in range(t.dim):
                 src(f"tl.store({self.tile_address(0, a, i).replace('in0', 'gin0', 1)}, gx{a}_{i}, mask=ok{t.mul})")
+        # live tiles: x, its gradient, the output gradient and the other inputs' channel sums
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in range(len(s.inputs[0]))) * 2 + \
-            sum(t.dim * pow2(t.mul) for t in s.out)
+            sum(t.dim * pow2(t.mul) for t in s.out) + \
+            max(t.dim for r in range(1, self.n) for t in s.inputs[r]) * (self.n - 1) * pow2(max(x_muls))
         backward = Kernel(name, src.text(), block_rows(live), "gradients")
         return [forward, backward]
 
@@ -361,6 +370,8 @@ class KernelWriter:
         return f"x{self.canon[r]}_{t}_{i}"
 
     def _uuu(self) -> list[Kernel]:
+        if self.n == 3:
+            return self._uuu_tree()
         s = self.s
         canon = sorted(set(self.canon))
         used = sorted({(self.canon[r], p.ins[r], idx[r]) for p in s.paths for idx, _, _ in p.entries
@@ -461,6 +472,133 @@ class KernelWriter:
                     contributions.setdefault((self.canon[r], p.ins[r], idx[r]), []).append((coef, factors))
             for (r, t, i), terms in sorted(contributions.items()):
                 src(f"gx{r}_{t}_{i} += {linear_sum(terms)}")
+        for r in canon:
+            for t, term in enumerate(s.inputs[r]):
+                for i in range(term.dim):
+                    src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
+                        f"mask=ok{term.mul})")
+        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs), "gradients")
+        return [forward, backward]
+
+    def _uuu_tree(self) -> list[Kernel]:
+        """fuse(a, b, c) [uuu] through its tree: the inner tile P[m] = sum_ij C1[i,j,m] a_i b_j is formed
+        once per (term of a, term of b, inner label) and shared by every path through it (other terms
+        of c, other outputs), then t_k = sum_ml C2[m,l,k] P_m c_l; far fewer terms than the composed
+        coupling, and the backward runs the same two stages in reverse."""
+        s = self.s
+        canon = sorted(set(self.canon))
+        used = sorted({(self.canon[r], p.ins[r], idx[r]) for p in s.paths for idx, _, _ in p.entries
+                       for r in range(self.n)})
+        muls = [t.mul for r in canon for t in s.inputs[r]] + [t.mul for t in s.out]
+        ins = [f"in{r}_ptr" for r in range(self.n)]
+        w_arg = ["w_ptr"] if s.weight_numel else []
+        groups: dict[tuple, list[KernelPath]] = {}      # (term of a, term of b, stage-1 coupling) -> paths
+        for p in s.paths:
+            groups.setdefault((p.ins[0], p.ins[1], p.stages[0]), []).append(p)
+
+        def tile(r, t, i):
+            return f"x{self.canon[r]}_{t}_{i}"
+
+        def load_inputs(src):
+            for r, t, i in used:
+                term = s.inputs[r][t]
+                src(f"x{r}_{t}_{i} = tl.load({self.tile_address(r, t, i)}, mask=ok{term.mul}, other=0.0)")
+
+        def inner(src, g, key):
+            a, b, stage = key
+            per_m: dict[int, list] = {}
+            for (i, j), m, coef in stage:
+                per_m.setdefault(m, []).append((coef, [tile(0, a, i), tile(1, b, j)]))
+            for m, terms in sorted(per_m.items()):
+                src(f"P{g}_{m} = {linear_sum(terms)}")
+            return sorted(per_m)
+
+        def outer(src, g, p):
+            per_k: dict[int, list] = {}
+            for (m, l), k, coef in p.stages[1]:
+                per_k.setdefault(k, []).append((coef, [f"P{g}_{m}", tile(2, p.ins[2], l)]))
+            for k, terms in sorted(per_k.items()):
+                src(f"t{p.index}_{k} = {linear_sum(terms)}")
+            return sorted(per_k)
+
+        # forward
+        src = Source()
+        name = f"{s.stem}_forward"
+        self.header(src, name, ins + w_arg + ["out_ptr"])
+        src("DT = out_ptr.dtype.element_ty")
+        self.row_pointers(src, out=True, weights=True)
+        self.channels(src, muls)
+        load_inputs(src)
+        for c, t in enumerate(s.out):
+            for k in range(t.dim):
+                src(f"o{c}_{k} = {self.zeros(t.mul)}")
+        for g, (key, paths) in enumerate(groups.items()):
+            src(f"# {s.inputs[0][key[0]].label} x {s.inputs[1][key[1]].label} -> inner P{g}, "
+                f"then paths {', '.join(str(p.index) for p in paths)}")
+            inner(src, g, key)
+            for p in paths:
+                self.comment(src, p)
+                ks = outer(src, g, p)
+                src(f"w{p.index} = {self.weight_tile(p, s.out[p.out].mul, 1, '0')}")
+                for k in ks:
+                    src(f"o{p.out}_{k} += w{p.index} * t{p.index}_{k}")
+        for c, t in enumerate(s.out):
+            for k in range(t.dim):
+                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+        tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
+        outs = sum(t.dim * pow2(t.mul) for t in s.out)
+        forward = Kernel(name, src.text(), block_rows(tiles + outs), "out")
+
+        # backward
+        src = Source()
+        name = f"{s.stem}_backward"
+        gins = [f"gin{r}_ptr" for r in range(self.n)]
+        self.header(src, name, ins + w_arg + ["grad_ptr"] + gins + (["gw_ptr"] if s.weight_numel else []))
+        src("DT = grad_ptr.dtype.element_ty")
+        self.row_pointers(src, grads_in=True, grads_out=canon, weights=True, weight_grads=True)
+        self.channels(src, muls)
+        load_inputs(src)
+        for c, t in enumerate(s.out):
+            for k in range(t.dim):
+                src(f"g{c}_{k} = tl.load(grad + {t.offset + k} + ch{t.mul} * {t.dim}, mask=ok{t.mul}, other=0.0)")
+        for r in canon:
+            for t, term in enumerate(s.inputs[r]):
+                for i in range(term.dim):
+                    src(f"gx{r}_{t}_{i} = {self.zeros(term.mul)}")
+        for g, (key, paths) in enumerate(groups.items()):
+            a, b, stage = key
+            src(f"# {s.inputs[0][a].label} x {s.inputs[1][b].label} -> inner P{g}, "
+                f"then paths {', '.join(str(p.index) for p in paths)}")
+            ms = inner(src, g, key)
+            grads_p: dict[int, list] = {}
+            for p in paths:
+                self.comment(src, p)
+                wp = f"w{p.index}"
+                src(f"{wp} = {self.weight_tile(p, s.out[p.out].mul, 1, '0')}")
+                if s.weight_numel:
+                    ks = outer(src, g, p)
+                    src(f"gw{p.index} = " + " + ".join(f"t{p.index}_{k} * g{p.out}_{k}" for k in ks))
+                    self.store_weight_grad(src, p, s.out[p.out].mul, 1, "0", f"gw{p.index}")
+                for k in sorted({k for _, k, _ in p.stages[1]}):
+                    src(f"wg{p.index}_{k} = {wp} * g{p.out}_{k}")
+                per_l: dict[int, list] = {}
+                for (m, l), k, coef in p.stages[1]:
+                    grads_p.setdefault(m, []).append((coef, [tile(2, p.ins[2], l), f"wg{p.index}_{k}"]))
+                    per_l.setdefault(l, []).append((coef, [f"P{g}_{m}", f"wg{p.index}_{k}"]))
+                for l, terms in sorted(per_l.items()):
+                    src(f"gx{self.canon[2]}_{p.ins[2]}_{l} += {linear_sum(terms)}")
+            for m in ms:      # the gradient reaching the inner tile, from every path through it
+                src(f"gP{g}_{m} = {linear_sum(grads_p[m])}" if m in grads_p else f"gP{g}_{m} = {self.zeros(None)}")
+            per_i: dict[int, list] = {}
+            per_j: dict[int, list] = {}
+            for (i, j), m, coef in stage:
+                if m in grads_p:
+                    per_i.setdefault(i, []).append((coef, [tile(1, b, j), f"gP{g}_{m}"]))
+                    per_j.setdefault(j, []).append((coef, [tile(0, a, i), f"gP{g}_{m}"]))
+            for i, terms in sorted(per_i.items()):
+                src(f"gx{self.canon[0]}_{a}_{i} += {linear_sum(terms)}")
+            for j, terms in sorted(per_j.items()):
+                src(f"gx{self.canon[1]}_{b}_{j} += {linear_sum(terms)}")
         for r in canon:
             for t, term in enumerate(s.inputs[r]):
                 for i in range(term.dim):
@@ -634,17 +772,21 @@ class KernelWriter:
         live = sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(live), "out")
 
-        def load_grads(src):
-            for c, t in enumerate(s.out):
-                for k in range(t.dim):
-                    src(f"g{c}_{k} = tl.load(grad + {t.offset + k} + ch{t.mul} * {t.dim}, mask=ok{t.mul}, other=0.0)")
+        def offset(*parts) -> str:
+            """'v * 16 + w' from (v, 16), (w, 1), leaving out static zeros."""
+            terms = [f"{var} * {scale}" if scale != 1 else var for var, scale in parts if var != "0"]
+            return " + ".join(terms) if terms else "0"
 
-        def grad_columns(src, p, extra, mul_c):
-            """h{p}_{k} = sum_w W[u, v, w] g_k[z, w]: the output gradient seen by channel pair (u, v)."""
-            src(f"w{p.index} = {self.weight_tile(p, mul_c, 1, extra)}")
-            ks = sorted({k for _, k, _ in p.entries})
-            for k in ks:
-                src(f"h{p.index}_{k} = tl.sum(g{p.out}_{k} * w{p.index}, axis=1)[:, None]")
+        def load_grad_columns(src, c, channel, comps):
+            term = s.out[c]
+            for k in comps:
+                src(f"g{c}_{k} = tl.load({self.column_address('grad', term, k, channel)}, mask=row_ok, other=0.0)")
+
+        # The backward kernels tile the channels of the input whose gradient they write and loop over
+        # the other two wires' channels, so that every update is a column times a row of weights (as in
+        # the forward) and no sum over a tile axis is needed, except the weights' sum over rows.
+        x_terms = sorted({p.ins[0] for p in s.paths})
+        y_terms = sorted({p.ins[1] for p in s.paths})
 
         # backward 1: gradient of the first input and of the weights
         src = Source()
@@ -652,35 +794,44 @@ class KernelWriter:
         self.header(src, name, ins + ["w_ptr", "grad_ptr", "gin0_ptr", "gw_ptr"])
         src("DT = grad_ptr.dtype.element_ty")
         self.row_pointers(src, grads_in=True, grads_out=(0,), weights=True, weight_grads=True)
-        self.channels(src, out_muls)
-        load_grads(src)
-        for a, term_a in enumerate(s.inputs[0]):
-            u = self.loop(src, "u", term_a.mul)
-            for i in range(term_a.dim):
-                src(f"gx{a}_{i} = {self.zeros(None)}")
-            mine = {b: paths for (aa, b), paths in pairs.items() if aa == a}
-            if mine:
-                load_column(src, 0, a, u, comps([p for ps in mine.values() for p in ps], 0))
-            for b, paths in mine.items():
-                v = self.loop(src, "v", s.inputs[1][b].mul)
-                load_column(src, 1, b, v, comps(paths, 1))
-                for p in paths:
-                    self.comment(src, p)
-                    extra, mul_c = weight_row(p, u, v)
-                    grad_columns(src, p, extra, mul_c)
-                    per_i: dict[int, list] = {}
-                    for idx, k, coef in p.entries:
-                        per_i.setdefault(idx[0], []).append((coef, [f"y{b}_{idx[1]}", f"h{p.index}_{k}"]))
-                    for i, terms in sorted(per_i.items()):
-                        src(f"gx{a}_{i} += {linear_sum(terms)}")
-                    ks = path_columns(src, p)
-                    src(f"gw{p.index} = " + " + ".join(f"t{p.index}_{k} * g{p.out}_{k}" for k in ks))
-                    self.store_weight_grad(src, p, mul_c, 1, extra, f"gw{p.index}")
-                self.end_loop(src, s.inputs[1][b].mul)
-            for i in range(term_a.dim):
-                src(f"tl.store({self.column_address('gin0', term_a, i, u)}, gx{a}_{i}, mask=row_ok)")
-            self.end_loop(src, term_a.mul)
-        backward_x = Kernel(name, src.text(), block_rows(2 * live), "first input and weights")
+        self.channels(src, [t.mul for t in s.inputs[0]])
+        for a in x_terms:
+            t = s.inputs[0][a]
+            for i in range(t.dim):
+                src(f"x{a}_{i} = tl.load({self.tile_address(0, a, i)}, mask=ok{t.mul}, other=0.0)")
+        for a, t in enumerate(s.inputs[0]):
+            for i in range(t.dim):
+                src(f"gx{a}_{i} = {self.zeros(t.mul)}")
+        by_bc: dict[tuple[int, int], list[KernelPath]] = {}
+        for p in s.paths:
+            by_bc.setdefault((p.ins[1], p.out), []).append(p)
+        for (b, c), paths in by_bc.items():
+            mul_b, mul_c = s.inputs[1][b].mul, s.out[c].mul
+            w = self.loop(src, "q", mul_c)    # output channel (w of uvw; `w` names the weights)
+            load_grad_columns(src, c, w, sorted({k for p in paths for _, k, _ in p.entries}))
+            v = self.loop(src, "v", mul_b)
+            load_column(src, 1, b, v, comps(paths, 1))
+            for p in paths:
+                self.comment(src, p)
+                a, mul_a = p.ins[0], s.inputs[0][p.ins[0]].mul
+                per_i: dict[int, list] = {}
+                for idx, k, coef in p.entries:
+                    per_i.setdefault(idx[0], []).append((coef, [f"y{b}_{idx[1]}", f"g{c}_{k}"]))
+                for i, terms in sorted(per_i.items()):   # e_i: the output gradient seen by component i
+                    src(f"e{p.index}_{i} = {linear_sum(terms)}")
+                extra = offset((v, mul_c), (w, 1))
+                src(f"w{p.index} = {self.weight_tile(p, mul_a, mul_b * mul_c, extra)}")
+                for i in sorted(per_i):
+                    src(f"gx{a}_{i} += e{p.index}_{i} * w{p.index}")
+                src(f"gw{p.index} = " + " + ".join(f"x{a}_{i} * e{p.index}_{i}" for i in sorted(per_i)))
+                self.store_weight_grad(src, p, mul_a, mul_b * mul_c, extra, f"gw{p.index}")
+            self.end_loop(src, mul_b)
+            self.end_loop(src, mul_c)
+        for a, t in enumerate(s.inputs[0]):
+            for i in range(t.dim):
+                src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
+        live_x = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0])
+        backward_x = Kernel(name, src.text(), block_rows(live_x), "first input and weights")
 
         # backward 2: gradient of the second input
         src = Source()
@@ -688,28 +839,35 @@ class KernelWriter:
         self.header(src, name, ins + ["w_ptr", "grad_ptr", "gin1_ptr"])
         src("DT = grad_ptr.dtype.element_ty")
         self.row_pointers(src, grads_in=True, grads_out=(1,), weights=True)
-        self.channels(src, out_muls)
-        load_grads(src)
-        for b, term_b in enumerate(s.inputs[1]):
-            v = self.loop(src, "v", term_b.mul)
-            for j in range(term_b.dim):
-                src(f"gy{b}_{j} = {self.zeros(None)}")
-            mine = {a: paths for (a, bb), paths in pairs.items() if bb == b}
-            for a, paths in mine.items():
-                u = self.loop(src, "u", s.inputs[0][a].mul)
-                load_column(src, 0, a, u, comps(paths, 0))
-                for p in paths:
-                    self.comment(src, p)
-                    extra, mul_c = weight_row(p, u, v)
-                    grad_columns(src, p, extra, mul_c)
-                    per_j: dict[int, list] = {}
-                    for idx, k, coef in p.entries:
-                        per_j.setdefault(idx[1], []).append((coef, [f"x{a}_{idx[0]}", f"h{p.index}_{k}"]))
-                    for j, terms in sorted(per_j.items()):
-                        src(f"gy{b}_{j} += {linear_sum(terms)}")
-                self.end_loop(src, s.inputs[0][a].mul)
-            for j in range(term_b.dim):
-                src(f"tl.store({self.column_address('gin1', term_b, j, v)}, gy{b}_{j}, mask=row_ok)")
-            self.end_loop(src, term_b.mul)
-        backward_y = Kernel(name, src.text(), block_rows(2 * live), "second input")
+        self.channels(src, [t.mul for t in s.inputs[1]])
+        for b, t in enumerate(s.inputs[1]):
+            for j in range(t.dim):
+                src(f"gy{b}_{j} = {self.zeros(t.mul)}")
+        by_ac: dict[tuple[int, int], list[KernelPath]] = {}
+        for p in s.paths:
+            by_ac.setdefault((p.ins[0], p.out), []).append(p)
+        for (a, c), paths in by_ac.items():
+            mul_a, mul_c = s.inputs[0][a].mul, s.out[c].mul
+            u = self.loop(src, "u", mul_a)
+            load_column(src, 0, a, u, comps(paths, 0))
+            w = self.loop(src, "q", mul_c)
+            load_grad_columns(src, c, w, sorted({k for p in paths for _, k, _ in p.entries}))
+            for p in paths:
+                self.comment(src, p)
+                b, mul_b = p.ins[1], s.inputs[1][p.ins[1]].mul
+                per_j: dict[int, list] = {}
+                for idx, k, coef in p.entries:
+                    per_j.setdefault(idx[1], []).append((coef, [f"x{a}_{idx[0]}", f"g{c}_{k}"]))
+                for j, terms in sorted(per_j.items()):
+                    src(f"f{p.index}_{j} = {linear_sum(terms)}")
+                src(f"w{p.index} = {self.weight_tile(p, mul_b, mul_c, offset((u, mul_b * mul_c), (w, 1)))}")
+                for j in sorted(per_j):
+                    src(f"gy{b}_{j} += f{p.index}_{j} * w{p.index}")
+            self.end_loop(src, mul_c)
+            self.end_loop(src, mul_a)
+        for b, t in enumerate(s.inputs[1]):
+            for j in range(t.dim):
+                src(f"tl.store(gin1 + {t.offset + j} + ch{t.mul} * {t.dim}, gy{b}_{j}, mask=ok{t.mul})")
+        live_y = sum(t.dim * pow2(t.mul) for t in s.inputs[1])
+        backward_y = Kernel(name, src.text(), block_rows(live_y), "second input")
         return [forward, backward_x, backward_y]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..plan import VertexPlan, coupling
+from ..coupling import cg
+from ..plan import VertexPlan, _real, coupling
 
 # Coupling entries below this magnitude are rounding noise of the complex-to-real basis change
 # (exact zeros in the exact coefficients); dropping them changes results by less than 1e-15.
@@ -40,6 +41,10 @@ class KernelPath:
     weight_offset: int                           # start of its weights in the flat vector
     entries: tuple[tuple[tuple[int, ...], int, float], ...]   # ((i1, ..., in), k, coefficient)
     text: str                                    # "1o x 2e -> 1o" for comments
+    # n-ary paths: the left-deep tree's binary couplings, one entry list per stage: stage s couples
+    # the previous stage's result (the first input for s = 0) with input s + 1 into inner[s] (the
+    # output at the last stage); the path's normalisation is folded into the last stage.
+    stages: tuple[tuple[tuple[tuple[int, int], int, float], ...], ...] = ()
 
 
 @dataclass
@@ -92,9 +97,21 @@ def fuse_spec(diagram, v: VertexPlan, stem: str) -> FuseSpec:
                         for idx in zip(*np.nonzero(np.abs(tensor) > NOISE)))
         inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
         text = " x ".join(str(i) for i in irreps) + inner + f" -> {out[p.outs[0]].irrep}"
-        paths.append(KernelPath(k, tuple(p.ins), p.outs[0], offset, entries, text))
+        stages = ()
+        if len(irreps) > 2:
+            labels = [irreps[0], *p.inner, out[p.outs[0]].irrep]
+            stages = tuple(_entries(_real(cg(group.name, labels[s], irreps[s + 1], labels[s + 1])) *
+                                    (coeff if s == len(irreps) - 2 else 1.0))
+                           for s in range(len(irreps) - 1))
+        paths.append(KernelPath(k, tuple(p.ins), p.outs[0], offset, entries, text, stages))
         offset += math.prod(shape) if shape else 0
     return FuseSpec(stem, v.mode, v.external, [_terms(w) for w in ins], _terms(out), paths, offset, v.line)
+
+
+def _entries(tensor: np.ndarray) -> tuple:
+    """((i, j), k, value) for the nonzero entries of a [di, dj, dk] coupling."""
+    return tuple(((int(i), int(j)), int(k), float(tensor[i, j, k]))
+                 for i, j, k in zip(*np.nonzero(np.abs(tensor) > NOISE)))
 
 
 def unsupported_reason(diagram, v: VertexPlan) -> str | None:
