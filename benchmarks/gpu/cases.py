@@ -6,7 +6,8 @@ Each case builds, for an implementation name, a module and its inputs on a devic
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -23,6 +24,10 @@ class Case:
     rows: int                 # N (rows) or E (edges)
     nodes: int = 0            # graph cases: V
     note: str = ""
+
+    def small(self) -> "Case":
+        """The same diagram with every multiplicity 2 (bench_gpu.py --dry-run: quick in the interpreter)."""
+        return replace(self, source=re.sub(r"\b\d+x", "2x", self.source))
 
 
 def _single(name: str, ins: dict[str, str], out: str, call: str) -> str:
@@ -83,22 +88,25 @@ def inputs_for(case: Case, program, rows: int, nodes: int, device, dtype=torch.f
     return [a.to(device) for a in args]
 
 
-def e3nn_module(case: Case):
-    """(module, how its forward maps our inputs) for e3nn; the module takes our argument order."""
+def e3nn_module(case: Case, program):
+    """The e3nn module computing the case (its own weights), taking our argument order; irreps are read
+    from the case's diagram, so --dry-run's smaller multiplicities apply to it too."""
     from e3nn import o3
+    d = next(iter(program.plans.values())).diagram
+    irreps = {w: "+".join(f"{t.mul}x{t.irrep}" for t in d.irreps(w)) for w in d.wires}
 
-    def tp(a, b, c, mode, external=False, keep_all=True):
+    def tp(a, b, c, mode, external=False):
         a, b, c = o3.Irreps(a), o3.Irreps(b), o3.Irreps(c)
         ins = [(i, j, k, mode, True) for i, (_, x) in enumerate(a) for j, (_, y) in enumerate(b)
                for k, (_, z) in enumerate(c) if z in x * y]
         return o3.TensorProduct(a, b, c, ins, shared_weights=not external, internal_weights=not external)
 
     if case.key == "A":
-        return tp("32x0e + 32x1o + 32x2e", sh(2), "32x0e + 32x1o + 32x2e", "uvu")
-    if case.key in ("D", "D-graph"):
-        conv = tp("128x0e + 128x1o", sh(3), "128x0e + 128x1o + 128x2e + 128x3o", "uvu", external=True)
-        if case.key == "D":
-            return conv
+        return tp(irreps["x"], irreps["y"], irreps["m"], "uvu")
+    if case.key == "D":
+        return tp(irreps["x"], irreps["y"], irreps["m"], "uvu", external=True)
+    if case.key == "D-graph":
+        conv = tp(irreps["h"], irreps["y"], irreps["a"], "uvu", external=True)
 
         class Graph(torch.nn.Module):
             def __init__(self):
@@ -110,8 +118,7 @@ def e3nn_module(case: Case):
                 return m.new_zeros((h.shape[0], m.shape[1])).index_add(0, edge_index[1], m)
         return Graph()
     if case.key == "F":
-        irreps = "16x0e + 16x1o + 16x2e + 16x3o"
-        square = tp(irreps, irreps, irreps, "uvw")
+        square = tp(irreps["x"], irreps["x"], irreps["m"], "uvw")
 
         class Square(torch.nn.Module):
             def __init__(self):
@@ -122,9 +129,9 @@ def e3nn_module(case: Case):
                 return self.tp(x, x)
         return Square()
     if case.key == "C":
-        return _two_step("32x0e + 32x1o", sh(2), sh(2), "32x0e + 32x1o", "uvu")
+        return _two_step(irreps["h"], irreps["y1"], irreps["y2"], irreps["m"], "uvu")
     if case.key == "E":
-        return _two_step("128x0e + 128x1o + 128x2e + 128x3o", None, None, "128x0e + 128x1o", "uuu")
+        return _two_step(irreps["A"], None, None, irreps["m"], "uuu")
     raise KeyError(case.key)
 
 

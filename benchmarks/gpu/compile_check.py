@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.pop("TRITON_INTERPRET", None)      # compiled kernels, not the interpreter
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+# A fresh kernel cache, so that the compile times are those of a first run.
+os.environ.setdefault("TRITON_CACHE_DIR", tempfile.mkdtemp(prefix="fusionlang-compile-check-"))
 
 
 def launches(python: str) -> dict[str, dict]:

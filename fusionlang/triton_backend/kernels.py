@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 
 from .spec import FuseSpec, KernelPath
 
-# A rough register budget: tile elements live at once per program (4 warps of 32 threads,
-# about 64 values per thread).  BLOCK_Z is the largest power of two that keeps under it.
+# Rows per program (BLOCK_Z): at most as many as make the widest tile one element per thread
+# (NUM_WARPS * 32 threads), and fewer where the tiles live at once would exceed LIVE_ELEMENTS
+# (about 64 per thread).  Checked with benchmarks/gpu/compile_check.py --sweep on sm_90: more rows
+# than that buys nothing but registers (past ~128 per thread, then spills), since [BLOCK_Z, 1]
+# columns are replicated across the threads of a row.
 LIVE_ELEMENTS = 8192
 MAX_BLOCK_Z = 64
 NUM_WARPS = 4
@@ -41,9 +44,9 @@ def pow2(n: int) -> int:
     return p
 
 
-def block_rows(live_columns: int) -> int:
-    """Rows per program so that live_columns * rows stays within LIVE_ELEMENTS."""
-    rows = MAX_BLOCK_Z
+def block_rows(live_columns: int, widest: int) -> int:
+    """Rows per program: live_columns * rows within LIVE_ELEMENTS, widest * rows within the threads."""
+    rows = max(1, min(MAX_BLOCK_Z, NUM_WARPS * 32 // widest))
     while rows > 1 and rows * live_columns > LIVE_ELEMENTS:
         rows //= 2
     return rows
@@ -100,6 +103,7 @@ class KernelWriter:
         self.s = spec
         self.n = spec.arity
         self.canon = list(range(self.n))        # uuu: an input that repeats an earlier wire reuses its tiles
+        self.widest = max(pow2(t.mul) for terms in spec.inputs + [spec.out] for t in terms)
 
     def set_aliases(self, wires: list[str]) -> None:
         if self.s.mode == "uuu":
@@ -289,7 +293,7 @@ class KernelWriter:
                 src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(live), "out")
+        forward = Kernel(name, src.text(), block_rows(live, self.widest), "out")
 
         # backward: gradients of every input and of the weights, one kernel
         src = Source()
@@ -361,7 +365,7 @@ class KernelWriter:
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in range(len(s.inputs[0]))) * 2 + \
             sum(t.dim * pow2(t.mul) for t in s.out) + \
             max(t.dim for r in range(1, self.n) for t in s.inputs[r]) * (self.n - 1) * pow2(max(x_muls))
-        backward = Kernel(name, src.text(), block_rows(live), "gradients")
+        backward = Kernel(name, src.text(), block_rows(live, self.widest), "gradients")
         return [forward, backward]
 
     # uuu ----------------------------------------------------------------------------
@@ -431,7 +435,7 @@ class KernelWriter:
                 src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(tiles + outs), "out")
+        forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest), "out")
 
         # backward
         src = Source()
@@ -477,7 +481,7 @@ class KernelWriter:
                 for i in range(term.dim):
                     src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
                         f"mask=ok{term.mul})")
-        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs), "gradients")
+        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest), "gradients")
         return [forward, backward]
 
     def _uuu_tree(self) -> list[Kernel]:
@@ -547,7 +551,7 @@ class KernelWriter:
                 src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(tiles + outs), "out")
+        forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest), "out")
 
         # backward
         src = Source()
@@ -604,7 +608,7 @@ class KernelWriter:
                 for i in range(term.dim):
                     src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
                         f"mask=ok{term.mul})")
-        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs), "gradients")
+        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest), "gradients")
         return [forward, backward]
 
     # none (binary) ----------------------------------------------------------------------
@@ -652,7 +656,7 @@ class KernelWriter:
             self.end_loop(src, mul_b)
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             max(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(live), "out")
+        forward = Kernel(name, src.text(), block_rows(live, self.widest), "out")
 
         # backward: second-input term by term (each owns its gradient), looping over its channels
         src = Source()
@@ -703,7 +707,7 @@ class KernelWriter:
             for i in range(t.dim):
                 src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
         live = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0]) + max(t.dim * pow2(t.mul) for t in s.out)
-        backward = Kernel(name, src.text(), block_rows(live), "gradients")
+        backward = Kernel(name, src.text(), block_rows(live, self.widest), "gradients")
         return [forward, backward]
 
     # uvw (binary) ------------------------------------------------------------------------
@@ -770,7 +774,7 @@ class KernelWriter:
             for k in range(t.dim):
                 src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         live = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(live), "out")
+        forward = Kernel(name, src.text(), block_rows(live, self.widest), "out")
 
         def offset(*parts) -> str:
             """'v * 16 + w' from (v, 16), (w, 1), leaving out static zeros."""
@@ -831,7 +835,7 @@ class KernelWriter:
             for i in range(t.dim):
                 src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
         live_x = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0])
-        backward_x = Kernel(name, src.text(), block_rows(live_x), "first input and weights")
+        backward_x = Kernel(name, src.text(), block_rows(live_x, self.widest), "first input and weights")
 
         # backward 2: gradient of the second input
         src = Source()
@@ -869,5 +873,5 @@ class KernelWriter:
             for j in range(t.dim):
                 src(f"tl.store(gin1 + {t.offset + j} + ch{t.mul} * {t.dim}, gy{b}_{j}, mask=ok{t.mul})")
         live_y = sum(t.dim * pow2(t.mul) for t in s.inputs[1])
-        backward_y = Kernel(name, src.text(), block_rows(live_y), "second input")
+        backward_y = Kernel(name, src.text(), block_rows(live_y, self.widest), "second input")
         return [forward, backward_x, backward_y]
