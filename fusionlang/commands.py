@@ -37,7 +37,8 @@ def cmd_compile(args) -> int:
     except OSError as exc:
         raise cli.UsageError(f"{out}: {exc.strerror or exc}") from None
     names = ", ".join(program.modules) or "no open diagrams"
-    print(f"wrote {out} ({names}; backend {program.backend})", file=sys.stderr)
+    kernels = "; with Triton kernels" if program.backend == "triton" else ""
+    print(f"wrote {out} ({names}{kernels})", file=sys.stderr)
     return cli.EXIT_OK
 
 
