@@ -55,6 +55,11 @@ class normalize2mom(torch.nn.Module):  # noqa: N801 - e3nn's name
         return f"{getattr(self.f, '__name__', self.f)}, scale={self.cst:.6g}"
 
 
+def _check_dim(layer, x: torch.Tensor, irreps: Irreps) -> None:
+    if x.shape[-1] != irreps.dim:
+        raise ValueError(f"{type(layer).__name__} on {irreps} takes [..., {irreps.dim}], got {tuple(x.shape)}")
+
+
 def _parity_of(act) -> int:
     """+1 for an even function, -1 for an odd one, 0 for neither (checked on [0, 10])."""
     with torch.no_grad():
@@ -106,6 +111,7 @@ class Activation(torch.nn.Module):
         self._layout = tuple((mul, ir.dim) for mul, ir in irreps_in)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        _check_dim(self, features, self.irreps_in)
         pieces, start = [], 0
         for (mul, dim), active, act in zip(self._layout, self._active, self.acts):
             block = features.narrow(-1, start, mul * dim)
@@ -191,6 +197,7 @@ class Gate(torch.nn.Module):
         return torch.cat(pieces, dim=-1) if len(pieces) > 1 else pieces[0]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        _check_dim(self, features, self.irreps_in)
         scalars = self.act_scalars(self._take(features, self._where[0]))
         if not self._gated_layout:
             return scalars
@@ -238,6 +245,7 @@ class NormActivation(torch.nn.Module):
         self._layout = tuple((t.mul, t.ir.dim) for t in self.irreps_in)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        _check_dim(self, features, self.irreps_in)
         batch = features.shape[:-1]
         blocks, start = [], 0
         for mul, dim in self._layout:

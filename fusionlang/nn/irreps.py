@@ -56,7 +56,7 @@ class Irrep(tuple):
                 if l.two_j % 2 or l.parity not in (1, -1):
                     raise ValueError(f"`{l}` is not an O3 irrep (it needs an integer l and a parity e or o)")
                 return super().__new__(cls, (l.l, l.parity))
-            if isinstance(l, tuple) and len(l) == 2:
+            if isinstance(l, tuple) and tuple.__len__(l) == 2:     # e3nn's Irrep refuses len()
                 l, p = l
             else:
                 raise ValueError(f"cannot read {l!r} as an O3 irrep; write it as '1o', (1, -1) or Irrep(1, -1)")
@@ -227,9 +227,9 @@ class Irreps(tuple):
                     terms.append(MulIr(1, Irrep(item)))
                 elif isinstance(item, groups.MulIrrep):
                     terms.append(MulIr(item.mul, Irrep(item.irrep)))
-                elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (tuple, str, groups.Irrep)):
+                elif isinstance(item, tuple) and tuple.__len__(item) == 2 and isinstance(item[1], (tuple, str, groups.Irrep)):
                     terms.append(MulIr(item[0], Irrep(item[1])))
-                elif isinstance(item, tuple) and len(item) == 2:
+                elif isinstance(item, tuple) and tuple.__len__(item) == 2:
                     # a bare (l, p) pair
                     terms.append(MulIr(1, Irrep(item)))
                 else:

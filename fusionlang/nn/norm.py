@@ -14,6 +14,11 @@ from .irreps import Irreps
 __all__ = ["BatchNorm", "LayerNorm"]
 
 
+def _check_dim(layer, x: torch.Tensor, irreps: Irreps) -> None:
+    if x.shape[-1] != irreps.dim:
+        raise ValueError(f"{type(layer).__name__}({irreps}) takes [..., {irreps.dim}], got {tuple(x.shape)}")
+
+
 def _blocks(irreps: Irreps):
     return tuple((t.mul, t.ir.dim, t.ir.is_scalar()) for t in irreps)
 
@@ -62,6 +67,7 @@ class BatchNorm(torch.nn.Module):
         self._blocks = _blocks(self.irreps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_dim(self, x, self.irreps)
         shape = x.shape
         n_batch, dim = shape[0], shape[-1]
         x = x.reshape(n_batch, -1, dim)                          # [batch, sample, dim]
@@ -142,6 +148,7 @@ class LayerNorm(torch.nn.Module):
         self._blocks = _blocks(self.irreps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_dim(self, x, self.irreps)
         batch = x.shape[:-1]
         fields, start, i_var, i_bias = [], 0, 0, 0
         for mul, d, scalar in self._blocks:

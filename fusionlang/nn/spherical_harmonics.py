@@ -51,7 +51,7 @@ def _complex_top_coupling(l: int) -> np.ndarray:
 def _real_top_coupling(l: int) -> np.ndarray:
     """The same tensor in e3nn's real basis, [2l-1, 3, 2l+1]."""
     q_in, q_vec, q_out = real_to_complex(l - 1), real_to_complex(1), real_to_complex(l)
-    t = np.einsum("ikn,ix,ky,nz->xyz", _complex_top_coupling(l), q_in, q_vec, q_out.conj())
+    t = np.einsum("ikn,ix,ky,nz->xyz", _complex_top_coupling(l), q_in, q_vec, q_out.conj(), optimize=True)
     if np.abs(t.imag).max() > 1e-12:  # pragma: no cover - a broken basis change
         raise AssertionError(f"the real coupling (l-1) x 1 -> {l} is not real")
     return np.ascontiguousarray(t.real)
