@@ -6,9 +6,11 @@
 Both are called the way a model calls them: the function (e3nn builds its module
 on each call, as its ``o3.spherical_harmonics`` does) and the module built once
 (``o3.SphericalHarmonics`` against ``fusionlang.nn.SphericalHarmonics``).
-``normalize=True, normalization="component"``, degrees 0..lmax, float32, 2
-threads.  Times are medians of calls made in alternation (ours, e3nn, ours,
-...) so that both see the same state of the allocator and caches.
+``normalize=True, normalization="component"``, degrees 0..lmax, float32, one
+thread by default (on a shared two-core machine intra-op threads of tiny
+operations mostly wait for each other; ``--threads N`` to change it).  Times
+are medians of calls made in alternation (ours, e3nn, ours, ...) so that both
+see the same state of the allocator and caches.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DOC = ROOT / "docs" / "nn.md"
-THREADS = 2
+THREADS = 1
 MARK_BEGIN = "<!-- bench_nn:begin -->"
 MARK_END = "<!-- bench_nn:end -->"
 
@@ -95,21 +97,24 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repetitions; print only")
     parser.add_argument("--float64", action="store_true", help="time float64 instead of float32; print only")
+    parser.add_argument("--threads", type=int, default=THREADS, help=f"intra-op threads (default {THREADS})")
     args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     dtype = torch.float64 if args.float64 else torch.float32
     if args.quick:
         text = table([1000], [2, 6], 15, dtype)
     else:
         text = table([100, 1000, 10_000, 100_000], [1, 2, 3, 4, 5, 6], 41, dtype)
-    if args.quick or args.float64:
+    if args.quick or args.float64 or args.threads != THREADS:
         return 0
     doc = DOC.read_text()
     pattern = re.compile(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), re.S)
     if not pattern.search(doc):
         print(f"no markers in {DOC}; table not written", file=sys.stderr)
         return 1
-    stamp = f"torch {torch.__version__}, {THREADS} threads, float32, medians of alternating calls"
+    import e3nn
+    stamp = (f"torch {torch.__version__}, e3nn {e3nn.__version__}, {args.threads} thread, float32, "
+             "medians of alternating calls, times per call")
     DOC.write_text(pattern.sub(lambda _: f"{MARK_BEGIN}\n{stamp}:\n\n{text}\n{MARK_END}", doc))
     print(f"wrote {DOC.relative_to(ROOT)}")
     return 0
