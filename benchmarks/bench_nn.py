@@ -8,9 +8,11 @@ on each call, as its ``o3.spherical_harmonics`` does) and the module built once
 (``o3.SphericalHarmonics`` against ``fusionlang.nn.SphericalHarmonics``).
 ``normalize=True, normalization="component"``, degrees 0..lmax, float32, one
 thread by default (on a shared two-core machine intra-op threads of tiny
-operations mostly wait for each other; ``--threads N`` to change it).  Times
-are medians of calls made in alternation (ours, e3nn, ours, ...) so that both
-see the same state of the allocator and caches.
+operations mostly wait for each other; ``--threads N`` to change it).  With one
+thread the time of a call is the CPU time of the calling thread, which other
+processes on the machine do not inflate; with more, wall-clock time.  Times are
+medians of calls made in alternation (ours, e3nn, ours, ...) so that both see
+the same state of the allocator and caches.
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ def timers(lmax: int, n: int, dtype, grad: bool):
 
 
 def measure(lmax: int, n: int, dtype, grad: bool, repeat: int) -> dict:
+    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
     fns = timers(lmax, n, dtype, grad)
     for fn in fns.values():     # warm-up (e3nn scripts its kernel on the first call)
         fn()
@@ -69,14 +72,15 @@ def measure(lmax: int, n: int, dtype, grad: bool, repeat: int) -> dict:
     times = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t = clock()
             fn()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(clock() - t)
     return {name: statistics.median(v) for name, v in times.items()}
 
 
 def table(sizes, lmaxes, repeat: int, dtype) -> str:
-    rows = ["| lmax | points | pass | ours function | e3nn function | speed-up | ours module | e3nn module | speed-up |",
+    rows = ["| lmax | points | pass | ours function | e3nn function | speed-up "
+            "| ours module | e3nn module | speed-up |",
             "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for grad in (False, True):
         for n in sizes:
@@ -113,8 +117,9 @@ def main(argv=None) -> int:
         print(f"no markers in {DOC}; table not written", file=sys.stderr)
         return 1
     import e3nn
-    stamp = (f"torch {torch.__version__}, e3nn {e3nn.__version__}, {args.threads} thread, float32, "
-             "medians of alternating calls, times per call")
+    stamp = (f"torch {torch.__version__}, e3nn {e3nn.__version__}, {args.threads} thread (CPU time of the "
+             "calling thread), float32, medians of alternating calls, times per call; "
+             "speed-up = e3nn's time / ours")
     DOC.write_text(pattern.sub(lambda _: f"{MARK_BEGIN}\n{stamp}:\n\n{text}\n{MARK_END}", doc))
     print(f"wrote {DOC.relative_to(ROOT)}")
     return 0

@@ -190,6 +190,10 @@ def _terms_by_language(text: str) -> list[MulIr]:
     return [MulIr(t.mul, Irrep(t.irrep)) for t in analysis.diagrams[0].irreps("x")]
 
 
+def _is_pair(item) -> bool:
+    return isinstance(item, tuple) and tuple.__len__(item) == 2     # e3nn's Irrep refuses len()
+
+
 _Sorted = collections.namedtuple("sort", ["irreps", "p", "inv"])
 
 
@@ -227,9 +231,9 @@ class Irreps(tuple):
                     terms.append(MulIr(1, Irrep(item)))
                 elif isinstance(item, groups.MulIrrep):
                     terms.append(MulIr(item.mul, Irrep(item.irrep)))
-                elif isinstance(item, tuple) and tuple.__len__(item) == 2 and isinstance(item[1], (tuple, str, groups.Irrep)):
+                elif _is_pair(item) and isinstance(item[1], (tuple, str, groups.Irrep)):
                     terms.append(MulIr(item[0], Irrep(item[1])))
-                elif isinstance(item, tuple) and tuple.__len__(item) == 2:
+                elif _is_pair(item):
                     # a bare (l, p) pair
                     terms.append(MulIr(1, Irrep(item)))
                 else:

@@ -44,7 +44,7 @@ class BesselBasis(torch.nn.Module):
 
 
 class PolynomialCutoff(torch.nn.Module):
-    """``[...]`` lengths -> ``[...]`` envelope ``1 - (p+1)(p+2)/2 u^p + p(p+2) u^(p+1) - p(p+1)/2 u^(p+2)``, ``u = r/r_max``.
+    """``[...]`` lengths -> ``[...]``: ``1 - (p+1)(p+2)/2 u^p + p(p+2) u^(p+1) - p(p+1)/2 u^(p+2)``, ``u = r/r_max``.
 
     Zero for ``r >= r_max``; smooth (value, slope and curvature vanish) at ``r_max``.
     """

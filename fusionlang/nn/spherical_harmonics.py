@@ -28,7 +28,7 @@ from ..coupling import real_to_complex
 from ._buffers import ConstantBuffers, cast
 from .irreps import Irreps
 
-__all__ = ["spherical_harmonics", "SphericalHarmonics", "sh_irreps"]
+__all__ = ["spherical_harmonics", "SphericalHarmonics"]
 
 NORMALIZATIONS = ("integral", "component", "norm")
 # F.normalize's eps: vectors shorter than this are divided by it, so zero gives zero.
@@ -182,11 +182,6 @@ def spherical_harmonics(l, x: torch.Tensor, normalize: bool, normalization: str 
     return _evaluate(x, ls, lmax, normalize, y0, y1, coefficients, offsets)
 
 
-def sh_irreps(lmax: int, p: int = -1) -> Irreps:
-    """``0e + 1o + ... `` up to lmax, the irreps of ``spherical_harmonics(range(lmax+1), ...)``."""
-    return Irreps.spherical_harmonics(lmax, p)
-
-
 class SphericalHarmonics(ConstantBuffers):
     """Module form of ``spherical_harmonics`` (e3nn's ``o3.SphericalHarmonics``).
 
@@ -203,7 +198,7 @@ class SphericalHarmonics(ConstantBuffers):
         if irreps_in is not None:
             irreps_in = Irreps(irreps_in)
             if irreps_in not in (Irreps("1o"), Irreps("1e")):
-                raise ValueError(f"the input of spherical harmonics is a vector 1o or a pseudovector 1e, not {irreps_in}")
+                raise ValueError(f"spherical harmonics take a vector 1o or a pseudovector 1e, not {irreps_in}")
             p_in = irreps_in[0].ir.p
             irreps = Irreps([(1, (v, p_in ** v)) for v in ls]).simplify()
         self.irreps_in = Irreps("1o") if irreps_in is None else irreps_in
