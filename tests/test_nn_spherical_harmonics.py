@@ -8,7 +8,7 @@ from e3nn import o3
 
 from fusionlang.coupling import cg, real_to_complex
 from fusionlang.nn import Irreps, SphericalHarmonics, spherical_harmonics
-from fusionlang.nn.spherical_harmonics import _real_top_coupling
+from fusionlang.nn.spherical_harmonics import _FUNCTION_CACHE, _constants, _real_top_coupling
 from fusionlang.wigner import _su2_D, random_rotation, rotation_matrix, wigner_D
 
 NORMALIZATIONS = ["integral", "component", "norm"]
@@ -149,3 +149,23 @@ def test_bad_arguments():
         spherical_harmonics(2, torch.randn(3, 4), True)
     with pytest.raises(ValueError):
         SphericalHarmonics(2, True, irreps_in="2x1o")
+
+
+def test_function_compiles_and_exports_on_first_use():
+    """The functional form builds its constants outside torch.compile's trace, even on a first call there."""
+    irreps = Irreps("1x0e + 2x3o")
+
+    def f(x):
+        return spherical_harmonics([5, 1], x, True, "norm").sum(-1) + spherical_harmonics(irreps, x, False).sum(-1)
+
+    x = points(4, seed=9)
+    want = f(x)
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    _FUNCTION_CACHE.clear()
+    _constants.cache_clear()
+    assert torch.allclose(compiled(x), want, atol=1e-13)
+
+    class Wrapper(torch.nn.Module):
+        def forward(self, v):
+            return f(v)
+    assert torch.allclose(torch.export.export(Wrapper(), (x,)).module()(x), want, atol=1e-13)

@@ -238,7 +238,10 @@ class Irreps(tuple):
                     terms.append(MulIr(1, Irrep(item)))
                 else:
                     raise ValueError(f"cannot read {item!r} as a term of an irreps; use (mul, '1o') or '1o'")
-        return super().__new__(cls, terms)
+        self = super().__new__(cls, terms)
+        # str(self), computed once: torch.compile cannot trace str.join
+        self._text = "+".join(str(t) for t in terms)
+        return self
 
     # -- sizes ---------------------------------------------------------------
 
@@ -353,7 +356,7 @@ class Irreps(tuple):
         return Irreps([(1, (l, p ** l)) for l in range(lmax + 1)])
 
     def __str__(self) -> str:
-        return "+".join(str(t) for t in self)
+        return self._text
 
     __repr__ = __str__
 

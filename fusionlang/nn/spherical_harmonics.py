@@ -136,8 +136,13 @@ def _evaluate(x: torch.Tensor, ls, lmax: int, normalize: bool, y0: float, y1: fl
     if lmax <= 1:
         # no coupling step: stay in the caller's [n, 3] layout
         if normalize:
-            points = points / torch.linalg.vector_norm(points, dim=1, keepdim=True).clamp_min(_NORMALIZE_EPS)
-        blocks = [points.new_full((n, 1), y0) if l == 0 else points * y1 for l in ls]
+            scale = y1 / torch.linalg.vector_norm(points, dim=1, keepdim=True).clamp_min(_NORMALIZE_EPS)
+            y_1 = points * scale
+        else:
+            y_1 = points * y1
+        if tuple(ls) == (0, 1):
+            return torch.nn.functional.pad(y_1, (1, 0), value=y0).reshape(batch + (4,))
+        blocks = [points.new_full((n, 1), y0) if l == 0 else y_1 for l in ls]
         out = torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
         return out.reshape(batch + (out.shape[1],))
     cols = torch.stack(points.unbind(1))                          # [3, n], component-major
@@ -157,6 +162,21 @@ def _evaluate(x: torch.Tensor, ls, lmax: int, normalize: bool, y0: float, y1: fl
 _FUNCTION_CACHE: dict = {}
 
 
+@lru_cache(maxsize=None)
+def _constants(l, normalization: str) -> tuple:
+    """(degrees, lmax, Y^0 value, Y^1 factor, coefficients, offsets) as plain Python values."""
+    ls, _ = _ls_of(l)
+    lmax = max(ls)
+    y0, y1, flat, offsets = _plan(lmax, normalization)
+    return tuple(ls), lmax, y0, y1, tuple(float(v) for v in flat), offsets
+
+
+@torch.compiler.assume_constant_result
+def _traced_constants(l, normalization: str) -> tuple:
+    # torch.compile / torch.export run this eagerly and keep the result as a constant
+    return _constants(l, normalization)
+
+
 def spherical_harmonics(l, x: torch.Tensor, normalize: bool, normalization: str = "integral") -> torch.Tensor:
     """Spherical harmonics ``Y^l(x)``, e3nn's ``o3.spherical_harmonics`` with the same arguments.
 
@@ -169,16 +189,18 @@ def spherical_harmonics(l, x: torch.Tensor, normalize: bool, normalization: str 
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization is one of {NORMALIZATIONS}, got {normalization!r}")
-    key_l = l if isinstance(l, (int, str)) else (tuple(l) if not isinstance(l, Irreps) else str(l))
-    key = (key_l, normalization, x.dtype, x.device)
-    entry = _FUNCTION_CACHE.get(key)
-    if entry is None:
-        ls, _ = _ls_of(l)
-        lmax = max(ls)
-        y0, y1, flat, offsets = _plan(lmax, normalization)
-        entry = (ls, lmax, y0, y1, torch.tensor(flat, dtype=x.dtype, device=x.device), offsets)
-        _FUNCTION_CACHE[key] = entry
-    ls, lmax, y0, y1, coefficients, offsets = entry
+    key_l = l if isinstance(l, (int, str)) else (l._text if isinstance(l, Irreps) else tuple(l))
+    if torch.compiler.is_compiling():
+        ls, lmax, y0, y1, flat, offsets = _traced_constants(key_l, normalization)
+        coefficients = torch.tensor(flat, dtype=x.dtype, device=x.device)
+    else:
+        key = (key_l, normalization, x.dtype, x.device)
+        entry = _FUNCTION_CACHE.get(key)
+        if entry is None:
+            ls, lmax, y0, y1, flat, offsets = _constants(key_l, normalization)
+            entry = (ls, lmax, y0, y1, torch.tensor(flat, dtype=x.dtype, device=x.device), offsets)
+            _FUNCTION_CACHE[key] = entry
+        ls, lmax, y0, y1, coefficients, offsets = entry
     return _evaluate(x, ls, lmax, normalize, y0, y1, coefficients, offsets)
 
 
