@@ -189,6 +189,8 @@ def spherical_harmonics(l, x: torch.Tensor, normalize: bool, normalization: str 
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization is one of {NORMALIZATIONS}, got {normalization!r}")
+    if isinstance(l, np.integer):
+        l = int(l)
     key_l = l if isinstance(l, (int, str)) else (l._text if isinstance(l, Irreps) else tuple(l))
     if torch.compiler.is_compiling():
         ls, lmax, y0, y1, flat, offsets = _traced_constants(key_l, normalization)
