@@ -40,12 +40,25 @@ def cmd_compile(args) -> int:
 
 # -- plan -----------------------------------------------------------------------
 
+def _weights_headline(plan) -> str:
+    """Internal weights (parameters), and external ones (forward arguments, per sample) by argument."""
+    from .emit_torch import forward_argument_names
+    external = [v for v in plan.vertices if v.external and v.weight_numel]
+    parts = [f"{plan.weight_numel} weights"] if plan.weight_numel or not external else []
+    if external:
+        args = forward_argument_names(plan)[-len(external):]
+        total = sum(v.weight_numel for v in external)
+        parts.append(f"{total} external weights per sample ("
+                     + ", ".join(f"{a} [..., {v.weight_numel}]" for a, v in zip(args, external)) + ")")
+    return ", ".join(parts)
+
+
 def format_plan(program, verbose: bool = False) -> str:
     lines = []
     for name, plan in program.plans.items():
         d = plan.diagram
         lines.append(f"diagram {name} ({d.group_name}), batch {plan.batch}: {plan.n_paths} paths, "
-                     f"{plan.weight_numel} weights")
+                     f"{_weights_headline(plan)}")
         for step, v in enumerate(plan.vertices, 1):
             ext = ", external" if v.external else ""
             lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({', '.join(v.inputs)}) [{v.mode}{ext}]  "

@@ -8,27 +8,24 @@ e3nn's order (LANGUAGE.md section 6), sliced per contraction.
 """
 from __future__ import annotations
 
-import keyword
-
 import numpy as np
 
 from . import __version__
+from . import names as pynames
 from .plan import Contraction, Plan, VertexPlan
 
-RESERVED = {"self", "torch", "batch", "dtype", "_constant", "super"}
+METADATA = ("irreps_in", "irreps_out", "weight_numel")   # e3nn's names; see _ModuleWriter.metadata
 
 
 class Namer:
-    """Python names for wires and temporaries that collide with nothing."""
+    """Python names for wires and temporaries that collide with nothing (see names.py)."""
 
     def __init__(self, taken):
-        self.used = set(RESERVED) | set(taken)
-
-    @staticmethod
-    def safe(name: str) -> str:
-        return name + "_" if keyword.iskeyword(name) or name in RESERVED else name
+        # The class attributes too: register_buffer refuses a name the class already has.
+        self.used = set(pynames.RESERVED) | set(METADATA) | set(taken)
 
     def fresh(self, stem: str, numbered: bool = True) -> str:
+        stem = pynames.derived_name(stem)
         if not numbered:
             while stem in self.used:
                 stem += "_"
@@ -39,22 +36,6 @@ class Namer:
             k += 1
         self.used.add(f"{stem}_{k}")
         return f"{stem}_{k}"
-
-
-def _python_names(wires: list[str]) -> dict[str, str]:
-    """Wire -> Python variable: its own name unless that is a keyword or reserved; then a trailing _
-    (more if needed) that collides with no other wire."""
-    taken = {w for w in wires if Namer.safe(w) == w}
-    names = {}
-    for w in wires:
-        name = w
-        if Namer.safe(w) != w:
-            name = w + "_"
-            while name in taken or name in RESERVED:
-                name += "_"
-            taken.add(name)
-        names[w] = name
-    return names
 
 
 def _floats(values) -> str:
@@ -74,11 +55,16 @@ class _ModuleWriter:
         self.plan = plan
         d = plan.diagram
         self.d = d
-        self.var = _python_names(list(d.wires))
+        self.python_class = pynames.python_name(d.name)   # raises for anything but an identifier
+        self.var = pynames.python_names(list(d.wires))
         self.namer = Namer(self.var.values())
-        # External weights are `<out wire>_weights` unless that name is taken (then an _ is added).
-        self.weight_args = {v.node: self.namer.fresh(f"{self.var[v.outputs[0]]}_weights", numbered=False)
+        # External weights are `<out wire>_weights` unless that name is taken (then an _ is added);
+        # internal ones the parameter `<out wire>_weight`, the same way.  The wire's own name even
+        # where Python needs another for the wire: `class_weights` is a fine identifier.
+        self.weight_args = {v.node: self.namer.fresh(f"{v.outputs[0]}_weights", numbered=False)
                             for v in plan.vertices if v.external and v.weight_numel}
+        self.weight_params = {v.node: self.namer.fresh(f"{v.outputs[0]}_weight", numbered=False)
+                              for v in plan.vertices if not v.external and v.weight_numel}
         self.init: list[str] = []
         self.body: list[str] = []
         self.segment_vars: dict[tuple, str] = {}
@@ -89,7 +75,7 @@ class _ModuleWriter:
         self.buffers: set[str] = set()
 
     def class_name(self) -> str:
-        return Namer.safe(self.d.name)
+        return self.python_class
 
     def write(self) -> str:
         d, plan = self.d, self.plan
@@ -98,6 +84,8 @@ class _ModuleWriter:
         args = [self.var[w] for w in d.inputs] + [self.weights_arg(v) for v in ext]
         first = self.var[d.inputs[0]]
         self.body.append(f"batch = {first}.shape[:-1]")
+        self.body += self.argument_checks([(self.var[w], dims[w], str(d.irreps(w))) for w in d.inputs] +
+                                          [(self.weights_arg(v), v.weight_numel, None) for v in ext], first)
         for w in d.inputs:
             self.body.append(f"{self.var[w]} = {self.var[w]}.reshape(-1, {dims[w]})")
         self.body.append(f"dtype = {first}.dtype")
@@ -113,9 +101,28 @@ class _ModuleWriter:
     def weights_arg(self, v: VertexPlan) -> str:
         return self.weight_args[v.node]
 
+    def argument_checks(self, arguments: list[tuple[str, int, str | None]], first: str) -> list[str]:
+        """One _check_argument call per forward argument (name, last dimension, irreps or None for
+        external weights): each must have the batch shape of `first` and its own last dimension."""
+        lit = pynames.string_literal
+        return [f"_check_argument({lit(self.class_name())}, {lit(name)}, {name}, {dim}, batch, {lit(first)}, "
+                f"{lit(irreps) if irreps is not None else None})" for name, dim, irreps in arguments]
+
+    def metadata(self) -> list[str]:
+        """e3nn's attributes, as plain values: irreps_in (one string per input), irreps_out (a string,
+        or a tuple for several outputs), weight_numel (external weights: an int, or a tuple with one
+        entry per external-weight argument)."""
+        d, lit = self.d, pynames.string_literal
+        ins = [lit(str(d.irreps(w))) for w in d.inputs]
+        outs = [lit(str(d.irreps(w))) for w in d.outputs]
+        ext = [str(v.weight_numel) for v in self.plan.vertices if v.external and v.weight_numel]
+        return ["irreps_in = (" + ", ".join(ins) + ("," if len(ins) == 1 else "") + ")",
+                "irreps_out = " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"),
+                "weight_numel = " + (ext[0] if len(ext) == 1 else "(" + ", ".join(ext) + ")" if ext else "0")]
+
     def render_class(self, args) -> str:
         d, plan = self.d, self.plan
-        doc = [f'    """Diagram `{d.name}` (group {d.group_name}), compiled by fusionlang.', ""]
+        doc = [f"Diagram `{d.name}` (group {d.group_name}), compiled by fusionlang.", ""]
         for kind, names in (("input", d.inputs), ("output", d.outputs)):
             for w in names:
                 doc.append(f"    {kind:<6} {w} : {d.irreps(w)}  (dim {d.irreps(w).dim})")
@@ -123,8 +130,9 @@ class _ModuleWriter:
             if v.external and v.weight_numel:
                 doc.append(f"    input  {self.weights_arg(v)} : [..., {v.weight_numel}] external weights")
         doc.append(f"    paths: {plan.n_paths}, internal weights: {plan.weight_numel}")
-        doc.append('    """')
-        lines = [f"class {self.class_name()}(torch.nn.Module):", *doc, "",
+        doc.append("    ")
+        lines = [f"class {self.class_name()}(torch.nn.Module):", "    " + pynames.docstring(doc), "",
+                 *["    " + line for line in self.metadata()], "",
                  "    def __init__(self):", "        super().__init__()"]
         lines += ["        " + line for line in self.init]
         lines += ["", f"    def forward(self, {', '.join(args)}):"]
@@ -184,15 +192,15 @@ class _ModuleWriter:
         out = v.outputs[0]
         opts = f" [weights={v.mode}{', external' if v.external else ''}]" if v.kind == "fuse" else \
             (" [external]" if v.external else "")
-        self.body += ["", f"# line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: "
-                      f"{len(v.paths)} paths, " + (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
-                                                    else f"{len(v.contractions)} contractions")]
+        self.body += ["", "# " + pynames.comment(
+            f"line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: {len(v.paths)} paths, " +
+            (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks else f"{len(v.contractions)} contractions"))]
         weights = None
         if v.weight_numel:
             if v.external:
                 weights = self.weights_arg(v)
             else:
-                pname = self.namer.fresh(f"{self.var[out]}_weight", numbered=False)
+                pname = self.weight_params[v.node]
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
                 weights = self.namer.fresh("w")
                 self.body.append(f"{weights} = self.{pname}.to(dtype)")
@@ -397,8 +405,9 @@ def forward_argument_names(plan: Plan) -> list[str]:
 
 
 def internal_weight_name(plan: Plan, vertex: VertexPlan) -> str:
-    """The parameter holding a vertex's internal weights: `<out wire>_weight`."""
-    return f"{_python_names(list(plan.diagram.wires))[vertex.outputs[0]]}_weight"
+    """The parameter holding a vertex's internal weights: `<out wire>_weight` (with an _ added where
+    that name is taken)."""
+    return _ModuleWriter(plan).weight_params[vertex.node]
 
 
 HELPERS = '''
@@ -408,19 +417,36 @@ def _constant(shape, flat_indices, values):
     out = torch.zeros(shape, dtype=torch.float64)
     out.view(-1)[torch.tensor(flat_indices, dtype=torch.long)] = torch.tensor(values, dtype=torch.float64)
     return out
+
+
+def _check_argument(module, argument, x, last, batch, first, irreps):
+    """ValueError unless x has shape batch + (last,).  It tests shapes only, never values, so
+    torch.compile and torch.export decide it while tracing."""
+    if x.shape[-1:] != (last,) or x.shape[:-1] != batch:
+        what = f"input `{argument}` ({irreps})" if irreps is not None else f"external weights `{argument}`"
+        if x.shape[-1:] != (last,):
+            raise ValueError(f"{module}: {what} needs a last dimension of {last}; got shape {tuple(x.shape)}")
+        raise ValueError(f"{module}: {what} has batch shape {tuple(x.shape[:-1])}, but `{first}` has "
+                         f"{tuple(batch)}; every input and external weight needs the same batch shape")
 '''
 
 
 def emit_module_source(plans: list[Plan], source_name: str, closed: list[str] = ()) -> str:
-    header = [f"# Code generated by fusionlang {__version__} from {source_name}. DO NOT EDIT.",
-              f'"""PyTorch modules for the diagrams of {source_name}."""']
+    """The module text.  source_name (a file name) is free text: it reaches the source only through
+    names.comment and names.docstring; diagram and wire names only through names.python_name."""
+    header = [f"# Code generated by fusionlang {__version__} from {pynames.comment(source_name)}. DO NOT EDIT.",
+              pynames.docstring([f"PyTorch modules for the diagrams of {source_name}."])]
     if closed:
-        header.append(f"# Closed diagrams (numbers, not modules; see `fusionc eval`): {', '.join(closed)}")
+        header.append("# " + pynames.comment(f"Closed diagrams (numbers, not modules; see `fusionc eval`): "
+                                             f"{', '.join(closed)}"))
     header.append("import torch")
     parts = ["\n".join(header) + "\n" + HELPERS]
     names = []
     for plan in plans:
         writer = _ModuleWriter(plan)
+        if writer.class_name() in names:
+            # The checker reports this (F036) before anything is compiled; never overwrite a class.
+            raise pynames.UnsafeName(f"two diagrams map to the Python class `{writer.class_name()}`")
         parts.append(writer.write())
         names.append(writer.class_name())
     parts.append(f"__all__ = {names!r}\n")
