@@ -18,12 +18,14 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # What the generated module reads as a global (torch, its own helpers, the builtins the
 # helpers and methods call) or binds in every method: a diagram or wire with one of these
-# names would shadow it, so it gets a trailing underscore instead.  Soft keywords (`_`,
-# `match`, `case`, `type`) are ordinary identifiers wherever the generated code puts a
-# name, so they stay as they are.  tests/test_codegen_trust.py checks that every global
-# the generated code reads is listed here.
+# names would shadow it, so it gets a trailing underscore instead.  Other builtins and the
+# soft keywords (`_`, `match`, `case`) are ordinary identifiers wherever the generated code
+# puts a name, so they stay as they are.  tests/test_codegen_trust.py checks that every
+# global the generated code reads is listed here.
 GENERATED_GLOBALS = frozenset({"torch", "_constant", "_check_argument", "__all__",
-                               "super", "ValueError", "tuple"})
+                               "_check_edge_index", "_check_rows", "_scatter_add",
+                               "super", "ValueError", "TypeError", "IndexError", "tuple", "list", "type",
+                               "int", "isinstance"})
 METHOD_LOCALS = frozenset({"self", "batch", "dtype"})
 RESERVED = frozenset(keyword.kwlist) | GENERATED_GLOBALS | METHOD_LOCALS
 
@@ -45,12 +47,13 @@ def python_name(name: str) -> str:
     return name + "_" if name in RESERVED else name
 
 
-def python_names(names: list[str]) -> dict[str, str]:
+def python_names(names: list[str], extra: tuple[str, ...] = ()) -> dict[str, str]:
     """An injective name -> identifier map for the wires of one diagram: each keeps its own name
-    unless python_name renames it; a renamed one gets underscores until it meets no other
-    wire's name and nothing reserved."""
-    keep = {n for n in names if python_name(n) == n}
-    used = set(RESERVED) | keep
+    unless python_name renames it or it is in `extra` (names a calling convention fixes, such as a
+    graph diagram's `edge_index`); a renamed one gets underscores until it meets no other wire's
+    name, nothing reserved and nothing in `extra`."""
+    keep = {n for n in names if python_name(n) == n and n not in extra}
+    used = set(RESERVED) | set(extra) | keep
     out = {}
     for n in names:
         if n in keep:

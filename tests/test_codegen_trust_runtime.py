@@ -18,7 +18,7 @@ import torch
 from fusionlang import generated
 from fusionlang.api import compile_file, compile_source
 
-from helpers_codegen import ROOT, example_files, external_vertices, forward_names, make_inputs
+from helpers_codegen import ROOT, call, example_files, external_vertices, forward_names, make_inputs
 
 EDGE_MESSAGE = (ROOT / "examples" / "diagrams" / "edge_message.fus").read_text()
 RADIAL = (ROOT / "examples" / "diagrams" / "radial_external.fus").read_text()
@@ -184,11 +184,19 @@ def test_a_fifo_in_the_cache_is_replaced_not_read(cache_dir):
 # ----------------------------------------------------------------------------- 8. shape checks
 
 
+_PLANS = {}
+
+
+def module_plan(module):
+    return _PLANS[type(module)]
+
+
 def _module_and_args(path, batch=3):
     program = compile_file(path)
     out = []
     for name, cls in program.modules.items():
         plan = program.plans[name]
+        _PLANS[cls] = plan
         args = make_inputs(plan.diagram, plan, batch, seed=0)
         names = forward_names(plan.diagram, plan)
         out.append((name, plan, cls().double(), [args[n] for n in names], names))
@@ -199,6 +207,9 @@ def _module_and_args(path, batch=3):
 def test_every_argument_is_shape_checked(path):
     for name, plan, module, args, names in _module_and_args(path):
         d = plan.diagram
+        if d.is_graph:   # rows are V or E there, checked by _check_rows (tests/test_graph_codegen.py)
+            graph_case(module, d, args, names)
+            continue
         n_inputs = len(d.inputs)
         for k, arg_name in enumerate(names):
             dim = args[k].shape[-1]
@@ -221,6 +232,17 @@ def test_every_argument_is_shape_checked(path):
             wrong[k] = torch.zeros((), dtype=args[k].dtype)      # a 0-d tensor
             with pytest.raises(ValueError, match=f"last dimension of {dim}; got shape \\(\\)"):
                 module(*wrong)
+
+
+def graph_case(module, d, args, names):
+    """A graph diagram's forward refuses a wrong last dimension of every input and external weight."""
+    values = dict(zip(names, args))
+    for k, arg_name in enumerate(names[:len(d.inputs) + len(external_vertices(module_plan(module)))]):
+        wrong = dict(values)
+        wrong[arg_name] = torch.zeros(values[arg_name].shape[0], values[arg_name].shape[-1] + 1,
+                                      dtype=values[arg_name].dtype)
+        with pytest.raises(ValueError, match=arg_name):
+            call(module, names, wrong)
 
 
 def test_the_issues_example_batch_mismatch():
