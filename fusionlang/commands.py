@@ -41,15 +41,17 @@ def cmd_compile(args) -> int:
 # -- plan -----------------------------------------------------------------------
 
 def _weights_headline(plan) -> str:
-    """Internal weights (parameters), and external ones (forward arguments, per sample) by argument."""
+    """Internal weights (parameters), then external ones (forward arguments) with their shapes."""
     from .emit_torch import forward_argument_names
     external = [v for v in plan.vertices if v.external and v.weight_numel]
     parts = [f"{plan.weight_numel} weights"] if plan.weight_numel or not external else []
     if external:
-        args = forward_argument_names(plan)[-len(external):]
-        total = sum(v.weight_numel for v in external)
-        parts.append(f"{total} external weights per sample ("
-                     + ", ".join(f"{a} [..., {v.weight_numel}]" for a, v in zip(args, external)) + ")")
+        first = len(plan.diagram.inputs)
+        args = forward_argument_names(plan)[first:first + len(external)]
+        rows = {"node": "V", "edge": "E"}
+        shapes = [f"{a} [{rows.get(v.domain, '...') if plan.diagram.is_graph else '...'}, {v.weight_numel}]"
+                  for a, v in zip(args, external)]
+        parts.append(f"{sum(v.weight_numel for v in external)} external weights ({', '.join(shapes)})")
     return ", ".join(parts)
 
 

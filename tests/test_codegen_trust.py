@@ -359,10 +359,21 @@ diagram Two {
     assert cls.weight_numel[0] > 0 and cls.weight_numel[1] > 0
 
 
-def test_plan_reports_external_weights(capsys):
+@pytest.mark.parametrize("path", [p for p in example_files() if "external" in p.read_text()], ids=lambda p: p.name)
+def test_plan_reports_external_weights(path, capsys):
     from fusionlang.cli import main
-    assert main(["plan", str(RADIAL)]) == 0
-    headline = capsys.readouterr().out.splitlines()[0]
-    numel = compile_file(RADIAL).modules["RadialMessage"].weight_numel
-    assert f"{numel} external weights" in headline and "m_weights" in headline
-    assert " 0 weights" not in headline
+    from fusionlang.emit_torch import forward_argument_names
+    assert main(["plan", str(path)]) == 0
+    headlines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("diagram ")]
+    program = compile_file(path)
+    for headline, plan in zip(headlines, program.plans.values()):
+        ext = external_vertices(plan)
+        if not ext:
+            continue
+        first = len(plan.diagram.inputs)
+        args = forward_argument_names(plan)[first:first + len(ext)]
+        assert f"{sum(v.weight_numel for v in ext)} external weights (" in headline
+        for arg, v in zip(args, ext):
+            assert f"{arg} [" in headline and f", {v.weight_numel}]" in headline
+        if not plan.weight_numel:
+            assert " 0 weights" not in headline
