@@ -47,12 +47,17 @@ def format_plan(program, verbose: bool = False) -> str:
         lines.append(f"diagram {name} ({d.group_name}), batch {plan.batch}: {plan.n_paths} paths, "
                      f"{plan.weight_numel} weights")
         for step, v in enumerate(plan.vertices, 1):
-            ext = ", external" if v.external else ""
+            ext = (", external" if v.external else "") + (", symmetric" if v.symmetric_bases else "")
             lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({', '.join(v.inputs)}) [{v.mode}{ext}]  "
                          f"(line {v.line})")
             form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
                     else f"contractions {len(v.contractions)}")
-            lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, {form}, "
+            counts = f"paths {len(v.paths)}, weights {v.weight_numel}"
+            if v.symmetric_bases:   # LANGUAGE.md section 10: both weight counts
+                ranks = " + ".join(str(b.rank) for b in v.symmetric_bases)
+                counts = (f"symmetric basis {ranks} per channel (unreduced paths {v.unreduced_paths}), "
+                          f"weights {v.weight_numel} (unreduced uuu {v.unreduced_weight_numel})")
+            lines.append(f"    {counts}, {form}, "
                          f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,}), "
                          f"modelled cost {v.cost:,} (naive {v.naive_cost:,})")
             if verbose:

@@ -182,10 +182,12 @@ class _ModuleWriter:
 
     def vertex(self, v: VertexPlan) -> None:
         out = v.outputs[0]
-        opts = f" [weights={v.mode}{', external' if v.external else ''}]" if v.kind == "fuse" else \
-            (" [external]" if v.external else "")
+        opts = f" [weights={v.mode}{', external' if v.external else ''}{', symmetric' if v.symmetric_bases else ''}]" \
+            if v.kind == "fuse" else (" [external]" if v.external else "")
+        count = (f"{len(v.paths)} symmetric basis functions ({v.unreduced_paths} unreduced paths)" if v.symmetric_bases
+                 else f"{len(v.paths)} paths")
         self.body += ["", f"# line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: "
-                      f"{len(v.paths)} paths, " + (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
+                      f"{count}, " + (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
                                                     else f"{len(v.contractions)} contractions")]
         weights = None
         if v.weight_numel:
@@ -386,6 +388,8 @@ def _path_text(d, v: VertexPlan, k: int) -> str:
     p = v.paths[k]
     ins = " x ".join(str(d.irreps(w)[t].irrep) for w, t in zip(v.inputs, p.ins))
     inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
+    if v.symmetric_bases:   # a basis function on the sorted terms: its index among the output term's
+        inner = f" (symmetric {sum(1 for q in v.paths[:k] if q.outs == p.outs)})"
     return f"{ins}{inner} -> {d.irreps(v.outputs[0])[p.outs[0]].irrep}"
 
 

@@ -9,7 +9,7 @@ graph attributes
 nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
     "v<k>"                              kind "fuse" | "split" | "linear", index (written order), inputs,
-                                        outputs (wire names, in argument order), weights, external,
+                                        outputs (wire names, in argument order), weights, external, symmetric (and symmetric_span),
                                         span (the statement), call_span, options_span,
                                         arg_spans / target_spans (one Span per input / output name)
 edges  producer -> reader, one per read (key "<wire>@<port>")
@@ -360,6 +360,7 @@ class _Lowering:
     def options(self, call, op) -> dict | None:
         seen: dict[str, object] = {}
         ok = True
+        symmetric_span = None
         for opt in call.options:
             key = opt.key.name
             if key in seen:
@@ -388,10 +389,22 @@ class _Lowering:
                     self.error("F043", "`split` has no weights to make external", opt.span, "remove the option")
                     ok = False
                 seen[key] = True
+            elif key == "symmetric":
+                # LANGUAGE.md section 10; check.py decides whether the vertex allows it.
+                if opt.value is not None:
+                    self.error("F042", "`symmetric` takes no value", opt.span, "write `symmetric` alone")
+                    ok = False
+                elif op != "fuse":
+                    self.error("F043", f"`{op}` cannot be `symmetric`", opt.span,
+                               "`symmetric` applies to a `fuse` of one wire with itself: remove the option")
+                    ok = False
+                seen[key] = True
+                symmetric_span = opt.span
             else:
-                close = suggest(key, ("weights", "external"))
+                close = suggest(key, ("weights", "external", "symmetric"))
                 self.error("F042", f"unknown option `{key}`", opt.key.span,
-                           f"did you mean `{close}`?" if close else "the options are `weights=MODE` and `external`")
+                           f"did you mean `{close}`?" if close else
+                           "the options are `weights=MODE`, `external` and `symmetric`")
                 ok = False
         if not ok:
             return None
@@ -399,7 +412,8 @@ class _Lowering:
             self.error("F043", "`external` weights with `weights=none`: there are no weights", call.span,
                        "choose a weight mode such as `weights=uvu`, or drop `external`")
             return None
-        return {"weights": seen.get("weights"), "external": bool(seen.get("external")), "options_span": call.span}
+        return {"weights": seen.get("weights"), "external": bool(seen.get("external")),
+                "symmetric": bool(seen.get("symmetric")), "symmetric_span": symmetric_span, "options_span": call.span}
 
 
 def lower(program: Program, file: str = "<input>") -> tuple[list[Diagram], list[Diagnostic]]:

@@ -155,6 +155,11 @@ class VertexPlan:
     # Set instead of contractions when the operator form (OperatorBlock) is the cheaper plan.
     operator_blocks: list[OperatorBlock] = field(default_factory=list)
     output_groups: list[OutputGroup] = field(default_factory=list)
+    # A symmetric fuse (LANGUAGE.md section 10): `paths` are then its basis functions, one symmetric.py
+    # basis per output term; the unreduced uuu vertex's counts are kept for `fusionc plan`.
+    symmetric_bases: list = field(default_factory=list)
+    unreduced_paths: int = 0
+    unreduced_weight_numel: int = 0
 
     @property
     def weight_numel(self) -> int:
@@ -281,6 +286,10 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
 
     coeffs = coefficients(mode, kind, paths, in_muls_of)
     shapes = [path_weight_shape(mode, in_muls_of(p), outs[0][p.outs[0]].mul) for p in paths]
+    tensors, bases, unreduced = None, [], (0, 0)
+    if data.get("symmetric"):
+        unreduced = (len(paths), sum(_numel(s) for s in shapes))
+        bases, paths, coeffs, shapes, tensors = symmetric_paths(diagram.group_name, ins, outs[0])
     offsets = list(np.cumsum([0] + [_numel(s) for s in shapes]))
     best = None
     # Batch paths by runs of equal multiplicity or term by term, input by input: the cheapest wins.
@@ -291,7 +300,7 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     for by_term, across in itertools.product(list(choices), shared_outputs):
         segs = [segments(w, irreps, t) for w, irreps, t in zip(data["inputs"], ins, by_term)]
         contractions = _group_contractions(group, kind, mode, ins, outs[0], segs, paths, coeffs, shapes,
-                                           offsets, data["external"], batch, across)
+                                           offsets, data["external"], batch, across, tensors)
         cost = sum(c.cost + OP_OVERHEAD_FLOPS * len(c.steps) for c in contractions)
         if best is None or cost < best[0]:
             best = (cost, contractions)
@@ -307,7 +316,28 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks)
     return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
                       data["external"], contractions, flops, sum(f for f, _ in naive), line,
-                      cost, sum(c for _, c in naive), blocks, groups)
+                      cost, sum(c for _, c in naive), blocks, groups, bases, *unreduced)
+
+
+def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
+    """A symmetric fuse as a uuu fuse over its basis functions (fusionlang/symmetric.py): one pseudo-path
+    per (output term, basis vector), reading the sorted input terms of its multiset, with the basis
+    block (normalisation folded in) as its coupling tensor.  Only sorted term choices are evaluated:
+    for MACE's product basis 20 of the 64 ordered ones, with 20 weights per channel instead of 74.
+
+    Weights: for each output term in written order, [rank, mul] (basis vector outer, channel inner).
+    Returns (bases, paths, coefficients, weight shapes, tensors)."""
+    from .symmetric import vertex_bases
+    bases = vertex_bases(group_name, ins[0], len(ins), out)
+    paths, coeffs, shapes, tensors = [], [], [], []
+    for c, (term, basis) in enumerate(zip(out, bases)):
+        norm = 1.0 / math.sqrt(len(basis.paths))     # uuu's normalisation of the unreduced paths
+        for terms, block in zip(basis.terms, basis.blocks):
+            paths.append(Path(terms, (c,)))
+            coeffs.append(norm)
+            shapes.append((term.mul,))
+            tensors.append(block * norm)
+    return bases, paths, coeffs, shapes, tensors
 
 
 def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
@@ -377,7 +407,9 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
 
 
 def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes, offsets, external, batch,
-                        across_outputs=False):
+                        across_outputs=False, tensors=None):
+    """tensors: the paths' coupling tensors with normalisation folded in, where they are not the
+    trees' (symmetric_paths); None computes them from the paths."""
     groups: dict[tuple, list[int]] = {}
     for k, p in enumerate(paths):
         key = (-1 if across_outputs else p.outs[0], tuple(segment_of(segs[r], t).index for r, t in enumerate(p.ins)))
@@ -388,7 +420,8 @@ def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes
         build = _shared_contraction if across_outputs else _contraction
         c = build(group, kind, mode, ins, out, chosen, out_term, [paths[k] for k in members],
                   [coeffs[k] for k in members], [shapes[k] for k in members],
-                  [offsets[k] for k in members], external, batch)
+                  [offsets[k] for k in members], external, batch,
+                  None if tensors is None else [tensors[k] for k in members])
         c.paths = members
         contractions.append(c)
     return contractions
@@ -398,7 +431,8 @@ def _channel_letters(mode: str, n: int) -> list[str]:
     return ["a"] * n if mode == "uuu" else [_LETTERS[r] for r in range(n)]
 
 
-def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch):
+def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch,
+                 tensors=None):
     n = len(segs)
     d_out = out[out_term].irrep.dim
     if kind == "linear":
@@ -417,7 +451,7 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
     K = np.zeros(tuple(s.dim for s in segs) + (P, d_out))
     for q, (p, c) in enumerate(zip(paths, coeffs)):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
-        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c
+        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c if tensors is None else tensors[q]
         where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
                       for r, s in enumerate(segs))
         K[where + (q, slice(None))] += block
@@ -442,7 +476,8 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
     return Contraction(out_term, segs, eq, K, index, weight_shape, steps, flops, written=written, cost=cost)
 
 
-def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch):
+def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch,
+                        tensors=None):
     """uvu / uuu paths of one segment choice into all their output terms:
 
         out[z, a, O] = x_1[z,a,i] x_2[z,b,j] ... K[i,j,..,Q] W[a,b,..,Q] S[Q,O]
@@ -460,12 +495,13 @@ def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, sha
     chan_shape = tuple(s.mul for s in segs) if mode == "uvu" else (segs[0].mul,)
     W_index = np.zeros(chan_shape + (Q,), dtype=np.int64)
     q = 0
-    for p, c, off in zip(paths, coeffs, offsets):
+    for k, (p, c, off) in enumerate(zip(paths, coeffs, offsets)):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
         d_o = out[p.outs[0]].irrep.dim
         where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
                       for r, s in enumerate(segs))
-        K[where + (slice(q, q + d_o),)] += coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c
+        K[where + (slice(q, q + d_o),)] += \
+            coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c if tensors is None else tensors[k]
         base = term_offsets[terms.index(p.outs[0])]
         S[np.arange(q, q + d_o), base + np.arange(d_o)] = 1.0
         W_index[..., q:q + d_o] = (off + np.arange(math.prod(chan_shape)).reshape(chan_shape))[..., None]
