@@ -34,6 +34,9 @@ from .ir import Diagram
 from .paths import Path, vertex_paths
 
 PLAN_BATCH = 1024     # the batch size the contraction order is optimised for
+# Graph diagrams are planned for V = batch nodes and E = EDGES_PER_NODE * V edges (a molecule with a
+# 5 A cutoff has about 20 to 40 neighbours per atom).
+EDGES_PER_NODE = 20
 # What one more kernel call costs, in GEMM FLOPs, when choosing how to batch paths: about
 # 5 microseconds of eager dispatch (Python, permutes, allocation) on a 2-core CPU.
 OP_OVERHEAD_FLOPS = 300_000
@@ -98,6 +101,14 @@ class Contraction:
     scatter: np.ndarray | None = None
     written: int = 0                       # elements of all intermediates and the result
     cost: int = 0                          # the cost model's estimate (contract_order.py)
+    # Graph diagrams, weights applied after the scatter (VertexPlan.weights_on_nodes): the equation is
+    # cut in two, the part without the weights on the edges and the rest on the nodes, where
+    # node_equation's first operand is the edge part's result summed into the nodes.
+    edge_equation: str | None = None
+    edge_steps: list[Step] = field(default_factory=list)
+    edge_shape: tuple[int, ...] = ()       # the edge part's result without its row axis
+    node_equation: str | None = None
+    node_steps: list[Step] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,22 @@ class VertexPlan:
     symmetric_bases: list = field(default_factory=list)
     unreduced_paths: int = 0
     unreduced_weight_numel: int = 0
+    # Graph diagrams: the domain the vertex runs on ("node" | "edge"; for gather / scatter that of its
+    # output), the rows it was planned for, and for gather / scatter the end of the edges it uses.
+    domain: str | None = None
+    rows: int = 0
+    endpoint: str | None = None
+    # The wire whose name the internal weights take (`<wire>_weight`): the output, except for a vertex
+    # the planner moved (a linear across a gather or scatter), which keeps its written name.
+    weight_owner: str = ""
+    # Graph planning (plan_graph): a fuse whose only reader is a scatter writes the scatter's node
+    # wire itself (scatter_into; the scatter is then `absorbed`), its partial results added into the
+    # nodes without the edge message being assembled; with weights_on_nodes the shared weights are
+    # applied after that sum, on V rows instead of E.
+    scatter_into: str | None = None
+    absorbed: bool = False
+    weights_on_nodes: bool = False
+    peak_bytes: int = 0        # estimate: the step's largest transient plus its result (float32)
 
     @property
     def weight_numel(self) -> int:
@@ -171,6 +198,17 @@ class Plan:
     diagram: Diagram
     vertices: list[VertexPlan]
     batch: int
+    nodes: int = 0        # graph diagrams: the V and E planned for
+    edges: int = 0
+    # Graph diagrams: the equivalent diagram the vertices belong to after the planner's rewrites
+    # (None: the diagram as written), and what was rewritten, in words.
+    rewritten: Diagram | None = None
+    rewrites: list[str] = field(default_factory=list)
+
+    @property
+    def emitted(self) -> Diagram:
+        """The diagram the vertices plan: the rewritten one, or the diagram as written."""
+        return self.rewritten or self.diagram
 
     flops = property(lambda self: sum(v.flops for v in self.vertices))
     naive_flops = property(lambda self: sum(v.naive_flops for v in self.vertices))
@@ -276,10 +314,17 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     outs = [diagram.irreps(w) for w in data["outputs"]]
     paths = vertex_paths(group, kind, ins, outs)
     line = data["span"].line if data.get("span") else 0
+    if kind in ("gather", "scatter"):
+        # A row copy (gather) or a row sum (scatter) of the whole wire: no paths, no weights.
+        plan = VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], [], [], [], False, [],
+                          0, 0, line, endpoint=data["endpoint"], weight_owner=data["outputs"][0])
+        plan.flops = plan.naive_flops = outs[0].dim * batch if kind == "scatter" else 0
+        plan.cost = plan.naive_cost = move_cost(kind, batch, outs[0].dim)
+        return plan
     if kind == "split":
         # Only in closed diagrams (check.py), which the reference evaluator handles; no kernel.
         return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], None, paths,
-                          [1.0] * len(paths), [], False, [], 0, 0, line)
+                          [1.0] * len(paths), [], False, [], 0, 0, line, weight_owner=data["outputs"][0])
 
     def in_muls_of(p: Path) -> list[int]:
         return [ins[r][t].mul for r, t in enumerate(p.ins)]
@@ -316,7 +361,9 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks)
     return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
                       data["external"], contractions, flops, sum(f for f, _ in naive), line,
-                      cost, sum(c for _, c in naive), blocks, groups, bases, *unreduced)
+                      cost, sum(c for _, c in naive), blocks, groups,
+                      weight_owner=data.get("weight_owner", data["outputs"][0]),
+                      symmetric_bases=bases, unreduced_paths=unreduced[0], unreduced_weight_numel=unreduced[1])
 
 
 def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
@@ -541,10 +588,237 @@ def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> 
     return _naive_cost(eq, shapes)
 
 
-def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper") -> Plan:
-    """Plan every vertex of a checked open diagram, in an order where inputs come first."""
-    order = _topological_vertices(diagram)
-    return Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
+def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper", graph: bool = True) -> Plan:
+    """Plan every vertex of a checked open diagram, in an order where inputs come first.
+
+    A graph diagram is planned as a whole (plan_graph) for V = batch nodes and E = EDGES_PER_NODE *
+    batch edges; graph=False plans it vertex by vertex as written (for comparisons and tests)."""
+    if not diagram.is_graph:
+        order = _topological_vertices(diagram)
+        plan = Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
+    else:
+        plan = plan_graph(diagram, batch, form, rewrite=graph)
+    for v in plan.vertices:
+        v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch)
+    return plan
+
+
+# ----------------------------------------------------------------------------- graph diagrams
+
+# The cost of moving one element between nodes and edges, in GEMM FLOPs (contract_order.py's units):
+# a gather is an indexed copy; a scatter reads each edge row and adds it into a node row (random
+# access on both sides), after zeroing the V rows.
+GATHER_WEIGHT = COPY_WEIGHT
+SCATTER_WEIGHT = 2 * COPY_WEIGHT
+
+
+def move_cost(kind: str, edges: int, dim: int, nodes: int | None = None) -> int:
+    """Modelled cost of a gather or scatter of a [*, dim] wire over `edges` edges."""
+    if kind == "gather":
+        return GATHER_WEIGHT * edges * dim + OP_OVERHEAD_FLOPS
+    nodes = edges // EDGES_PER_NODE if nodes is None else nodes
+    return SCATTER_WEIGHT * edges * dim + WRITE_WEIGHT * nodes * dim + OP_OVERHEAD_FLOPS
+
+
+def plan_graph(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper", rewrite: bool = True) -> Plan:
+    """The whole message-passing block at once.  With rewrite, equivalent cheaper orders are taken:
+
+    - a `linear` with shared weights commutes with gather and scatter (it mixes channels; they move
+      rows), so one that reads a gathered wire runs on the V node rows before the gather, and one
+      whose result is only scattered runs after the scatter, where the cost model says so;
+    - a fuse whose result only feeds a scatter adds its partial results straight into the nodes
+      (the [E, dim] edge message is never assembled), and, where its weights are shared and that is
+      cheaper, contracts the weights after the sum, on V rows.
+    """
+    rows = {"node": batch, "edge": EDGES_PER_NODE * batch}
+    rewrites: list[str] = []
+    emitted = _move_linears(diagram, rows, form, rewrites) if rewrite else diagram
+    vertices = []
+    for n in _topological_vertices(emitted):
+        data = emitted.graph.nodes[n]
+        domain = emitted.domain(data["outputs"][0])
+        # gather runs once per edge; scatter adds once per edge, too.
+        moved = data["kind"] in ("gather", "scatter")
+        v = plan_vertex(emitted, n, data, rows["edge"] if moved else rows[domain], form)
+        if data["kind"] == "scatter":
+            v.cost = move_cost("scatter", rows["edge"], v.out_irreps.dim, rows["node"])
+        v.domain, v.rows = domain, rows[domain]
+        vertices.append(v)
+    plan = Plan(diagram, vertices, batch, rows["node"], rows["edge"], emitted if emitted is not diagram else None,
+                rewrites)
+    if rewrite:
+        _fuse_scatters(plan, rows, form)
+    return plan
+
+
+def _fresh_wire(wires, stem: str) -> str:
+    name, k = stem, 2
+    while name in wires:
+        name, k = f"{stem}{k}", k + 1
+    return name
+
+
+def _move_linears(diagram: Diagram, rows: dict, form: str, rewrites: list[str]) -> Diagram:
+    """Move internal-weight `linear`s from the edges to the nodes across gathers and scatters while
+    the cost model says it is cheaper; returns the rewritten diagram (or the diagram itself)."""
+    from .ir import Wire, rebuild
+    current = diagram
+    for _ in range(4 * len(diagram.vertices()) + 1):       # each move lowers the cost: this ends
+        order = [current.graph.nodes[n] for n in _topological_vertices(current)]
+        producer = {w: d for d in order for w in d["outputs"]}
+        readers: dict[str, list[dict]] = {}
+        for d in order:
+            for w in d["inputs"]:
+                readers.setdefault(w, []).append(d)
+        E, V = rows["edge"], rows["node"]
+        change = None
+        for lin in order:
+            if lin["kind"] != "linear" or lin["external"] or current.domain(lin["outputs"][0]) != "edge":
+                continue
+            (src,), (dst,) = lin["inputs"], lin["outputs"]
+            dim_src, dim_dst = current.irreps(src).dim, current.irreps(dst).dim
+            on_edges = plan_vertex(current, "", lin, E, form).cost
+            on_nodes = plan_vertex(current, "", lin, V, form).cost
+            owner = lin.get("weight_owner", dst)
+            gather = producer.get(src)
+            if gather is not None and gather["kind"] == "gather":
+                others = [r for r in readers[src] if r is not lin]
+                old = on_edges + move_cost("gather", E, dim_src)
+                new = on_nodes + move_cost("gather", E, dim_dst) + (move_cost("gather", E, dim_src) if others else 0)
+                if new < old:
+                    (node_src,) = gather["inputs"]
+                    name = _fresh_wire(current.wires, f"{dst}_node")
+                    wire = Wire(name, "wire", current.irreps(dst), None, domain="node", produced_domain="node")
+                    moved = dict(lin, inputs=[node_src], outputs=[name], arg_spans=[None], target_spans=[None],
+                                 weight_owner=owner)
+                    regather = dict(gather, inputs=[name], outputs=[dst], span=lin["span"])
+                    keep = [d for d in order if d is not lin and (d is not gather or others)]
+                    at = keep.index(gather) + 1 if others else order.index(gather)
+                    change = (keep[:at] + [moved, regather] + keep[at:], [wire],
+                              f"line {lin['span'].line}: `{dst} = linear({src})` runs on the nodes before "
+                              f"`gather({node_src}, {gather['endpoint']})` (V rows instead of E)")
+                    break
+            after = readers.get(dst, [])
+            if len(after) == 1 and after[0]["kind"] == "scatter" and dst not in current.outputs:
+                scatter = after[0]
+                old = on_edges + move_cost("scatter", E, dim_dst, V)
+                new = move_cost("scatter", E, dim_src, V) + on_nodes
+                if new < old:
+                    (out,) = scatter["outputs"]
+                    name = _fresh_wire(current.wires, f"{src}_sum")
+                    wire = Wire(name, "wire", current.irreps(src), None, domain="node", produced_domain="node")
+                    summed = dict(scatter, inputs=[src], outputs=[name])
+                    moved = dict(lin, inputs=[name], outputs=[out], arg_spans=[None], target_spans=[None],
+                                 weight_owner=owner)
+                    keep = [d for d in order if d is not lin and d is not scatter]
+                    at = order.index(lin)
+                    keep = keep[:at] + [summed, moved] + keep[at:]
+                    change = (keep, [wire], f"line {lin['span'].line}: `{dst} = linear({src})` runs on the nodes "
+                              f"after `scatter(..., {scatter['endpoint']})` (V rows instead of E)")
+                    break
+        if change is None:
+            return current
+        vertices, new_wires, note = change
+        current = rebuild(current, vertices, new_wires)
+        rewrites.append(note)
+    return current
+
+
+def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
+    """A fuse whose result is read only by a scatter writes into the nodes directly (see plan_graph);
+    shared weights move after the sum where the cost model says so."""
+    d = plan.emitted
+    by_output = {v.outputs[0]: v for v in plan.vertices}
+    readers: dict[str, list[VertexPlan]] = {}
+    for v in plan.vertices:
+        for w in v.inputs:
+            readers.setdefault(w, []).append(v)
+    E, V = rows["edge"], rows["node"]
+    for s in plan.vertices:
+        if s.kind != "scatter":
+            continue
+        (m,) = s.inputs
+        f = by_output.get(m)
+        if f is None or f.kind != "fuse" or len(readers.get(m, [])) != 1 or m in d.outputs:
+            continue
+        f.scatter_into, s.absorbed = s.outputs[0], True
+        plan.rewrites.append(f"line {f.line}: `{m} = fuse(...)` adds its results into `{s.outputs[0]}` on the "
+                             f"nodes (the [E, {d.irreps(m).dim}] edge message is not assembled)")
+        # The gain: no assembled edge message (a concatenation of E x dim) before the scatter.
+        s.cost = move_cost("scatter", E, d.irreps(m).dim, V) - COPY_WEIGHT * E * d.irreps(m).dim
+        if f.external or f.mode not in ("uvw", "uvu", "uuu"):
+            continue
+        split = _weights_on_nodes(d, f, E, V)
+        if split is not None and split[0] < f.cost + s.cost:
+            cost, contractions, scatter_cost = split
+            f.contractions, f.operator_blocks, f.output_groups = contractions, [], []
+            f.cost, f.weights_on_nodes = cost - scatter_cost, True
+            f.flops = sum(c.flops for c in contractions)
+            s.cost = scatter_cost
+            plan.rewrites.append(f"line {f.line}: the shared weights of `{m}` are applied after the sum, "
+                                 f"on the nodes (V rows instead of E)")
+
+
+def _weights_on_nodes(d: Diagram, f: VertexPlan, E: int, V: int):
+    """(total cost, contractions, scatter cost) of f's pairwise plan cut before its weights: the part
+    without weights on E rows, its result scattered, the weights contracted on V rows."""
+    pairwise = plan_vertex(d, f.node, d.graph.nodes[f.node], E, "pairwise")
+    total, scatter = 0, 0
+    for c in pairwise.contractions:
+        lhs, out = c.equation.split("->")
+        subs = lhs.split(",")
+        n = len(c.segments)
+        edge_subs, node_subs = subs[:n + 1], subs[n + 1:]          # x..., K | W (, S)
+        later = set("".join(node_subs) + out)
+        kept = "".join(ch for ch in dict.fromkeys("".join(edge_subs)) if ch in later)
+        if kept[0] != "z":
+            kept = "z" + kept.replace("z", "")
+        sizes = {}
+        for sub, shape in zip(subs, _operand_shapes(c, E)):
+            sizes.update(zip(sub, shape))
+        edge_shape = tuple(sizes[ch] for ch in kept[1:])
+        edge_eq = ",".join(edge_subs) + "->" + kept
+        node_eq = ",".join([kept] + node_subs) + "->" + out
+        e_steps, e_flops, _, e_cost = order_for(edge_eq, _operand_shapes(c, E)[:n + 1])
+        n_steps, n_flops, _, n_cost = order_for(node_eq, [(V,) + edge_shape] + _operand_shapes(c, V)[n + 1:])
+        width = math.prod(edge_shape)
+        c.edge_equation, c.edge_steps, c.edge_shape = edge_eq, e_steps, edge_shape
+        c.node_equation, c.node_steps = node_eq, n_steps
+        c.flops = e_flops + n_flops
+        part_scatter = move_cost("scatter", E, width, V)
+        scatter += part_scatter
+        total += e_cost + n_cost + part_scatter + OP_OVERHEAD_FLOPS * (len(e_steps) + len(n_steps))
+    return total, pairwise.contractions, scatter
+
+
+def _operand_shapes(c: Contraction, rows: int) -> list[tuple[int, ...]]:
+    """The shapes of a fuse contraction's operands (x..., K, W with internal weights, S), for `rows` rows."""
+    shapes = [(rows, s.mul, s.dim) for s in c.segments] + [tuple(np.shape(c.constant))]
+    if c.weight_shape is not None:
+        shapes.append(tuple(c.weight_shape))
+    if c.scatter is not None:
+        shapes.append(tuple(c.scatter.shape))
+    return shapes
+
+
+def _peak_bytes(d: Diagram, v: VertexPlan, rows: int) -> int:
+    """An estimate of the bytes a step holds at its peak, in float32: its result plus its largest
+    intermediate (each contraction's steps, or each operator block's Z, xw and accumulator)."""
+    out = (v.rows or rows) * (v.out_irreps.dim if v.out_irreps is not None else 0)
+    transient = 0
+    for c in v.contractions:
+        sizes = [s.written for s in (c.edge_steps or c.steps)] + [s.written for s in c.node_steps]
+        transient = max(transient, max(sizes, default=0))
+        if c.edge_steps:      # the edge part's result, summed into V rows
+            transient = max(transient, (v.rows or rows) * math.prod(c.edge_shape))
+    for b in v.operator_blocks:
+        rows_b, q = b.operator.shape[1:]
+        transient = max(transient, rows * (rows_b * q + q * (b.mul if v.mode == "uvu" else v.output_groups[b.group].mul)))
+    if v.operator_blocks:
+        transient += sum(rows * og.offsets[-1] * og.mul for og in v.output_groups)
+    if v.kind == "scatter" and v.absorbed:
+        out = 0
+    return 4 * (out + transient)
 
 
 def _topological_vertices(diagram: Diagram) -> list[str]:

@@ -224,13 +224,27 @@ def _place(T, block, lead, wires, terms, muls, d_list):
     T[tuple(index)] += block.reshape(shape)
 
 
-def evaluate(diagram: Diagram, inputs: dict, weights: dict | None = None) -> dict:
+def evaluate(diagram: Diagram, inputs: dict, weights: dict | None = None, edge_index=None,
+             num_nodes: int | None = None) -> dict:
     """Evaluate an open diagram. inputs: wire -> array [batch, dim]; weights: output wire -> flat weights.
 
     Returns output wire -> array [batch, dim], in float64 (complex128 for SU2).
+
+    A graph diagram (LANGUAGE.md section 9) also needs edge_index [2, E] (row 0 the senders, row 1
+    the receivers); node wires are [V, dim], edge wires [E, dim], and external weights have one row
+    per node or edge.  V is the leading size of the node inputs, or num_nodes.
     """
     weights = weights or {}
     values = {w: np.asarray(v) for w, v in inputs.items()}
+    if diagram.is_graph:
+        if edge_index is None:
+            raise ValueError(f"diagram {diagram.name} is a graph diagram: pass edge_index [2, E]")
+        edge_index = np.asarray(edge_index, dtype=np.int64).reshape(2, -1)
+        node_inputs = [w for w in diagram.inputs if diagram.domain(w) == "node"]
+        if num_nodes is None:
+            if not node_inputs:
+                raise ValueError(f"diagram {diagram.name} has no node inputs: pass num_nodes")
+            num_nodes = values[node_inputs[0]].shape[0]
     pending = [n for n, _ in diagram.vertices()]
     while pending:
         for node in pending:
@@ -240,6 +254,18 @@ def evaluate(diagram: Diagram, inputs: dict, weights: dict | None = None) -> dic
         else:
             raise ValueError("the diagram has a cycle: evaluate closed diagrams with evaluate_closed")
         pending.remove(node)
+        if data["kind"] in ("gather", "scatter"):
+            # Straight from section 9: a node's value read at each edge's end, or each edge's value
+            # added into the node at its end (zeros where no edge ends).
+            ends = edge_index[0 if data["endpoint"] == "sender" else 1]
+            source = values[data["inputs"][0]]
+            if data["kind"] == "gather":
+                values[data["outputs"][0]] = source[ends]
+            else:
+                total = np.zeros((num_nodes,) + source.shape[1:], dtype=np.result_type(source, np.float64))
+                np.add.at(total, ends, source)
+                values[data["outputs"][0]] = total
+            continue
         args = [values[w] for w in data["inputs"]]
         if weight_mode(data, diagram) == "uuu":   # channel by channel: no dense tensor over all channels
             values[data["outputs"][0]] = uuu_output(diagram, node, args, weights.get(data["outputs"][0]))
