@@ -271,3 +271,172 @@ def test_symmetric_normalisation_matches_the_unreduced_vertex():
     F = _unreduced_features("O3", "0e + 1o + 2e", 3, "0e", x).reshape(-1, len(basis.paths))
     G = F @ basis.U
     assert np.allclose(G @ G.T, F @ F.T, atol=1e-10 * np.abs(F @ F.T).max())
+
+
+# ----------------------------------------------------------------------------- through the compiler
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from fusionlang.api import compile_source  # noqa: E402
+from fusionlang.reference import evaluate, uuu_output  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _source(group, wire, out, n, options, extra=""):
+    args = ", ".join(["A"] * n)
+    return (f"group {group}\ndiagram D {{\n    in A : {wire}\n    out B : {out}\n"
+            f"    B = fuse({args}) [{options}]\n{extra}}}\n")
+
+
+def _module_features(group, wire, out, n, options, x):
+    """Column k: the compiled module's output with the k-th unit weight vector (one channel)."""
+    program = compile_source(_source(group, wire, out, n, options))
+    plan = program.plans["D"]
+    module = program.modules["D"]().double()
+    (param,) = module.parameters()
+    columns = []
+    with torch.no_grad():
+        for k in range(plan.weight_numel):
+            param.zero_()
+            param[k] = 1.0
+            columns.append(module(torch.as_tensor(x)).numpy())
+    return np.stack(columns, axis=-1), plan
+
+
+@pytest.mark.parametrize("group_name, wire, n, out", [
+    ("O3", "0e + 1o + 2e + 3o", 3, "0e + 1o"),      # MACE's case, one channel
+    ("O3", "0e + 1o + 2e", 2, "0e + 1o + 2e"),
+    ("O3", "0e + 1o", 4, "0e + 1o + 2e"),
+    ("SO3", "1 + 2", 3, "1 + 3"),
+])
+def test_compiled_symmetric_and_unreduced_vertices_span_the_same_functions(group_name, wire, n, out):
+    group = GROUPS[group_name]
+    x = np.random.default_rng(1).standard_normal((30, parse_irreps(group, wire.replace(" ", "")).dim))
+    sym, sym_plan = _module_features(group_name, wire, out, n, "weights=uuu, symmetric", x)
+    unr, unr_plan = _module_features(group_name, wire, out, n, "weights=uuu", x)
+    S, Fu = sym.reshape(-1, sym.shape[-1]), unr.reshape(-1, unr.shape[-1])
+    scale = np.abs(Fu).max()
+    for a, b in ((S, Fu), (Fu, S)):         # each fitted by the other
+        fit = np.linalg.lstsq(a, b, rcond=None)[0]
+        assert np.abs(a @ fit - b).max() < 1e-10 * scale
+    sv = np.linalg.svd(S, compute_uv=False)
+    assert sv[-1] > 1e-6 * sv[0]            # no redundant symmetric weight
+    # Weight counts: the rank per output term (times mul = 1) against one per complete path.
+    assert sym_plan.weight_numel == S.shape[1] < unr_plan.weight_numel == Fu.shape[1]
+    (v,) = sym_plan.vertices
+    assert v.unreduced_weight_numel == unr_plan.weight_numel and v.unreduced_paths == len(unr_plan.vertices[0].paths)
+
+
+def test_mace_product_basis_weight_counts_through_the_compiler():
+    text = (ROOT / "examples" / "diagrams" / "mace_symmetric_product_basis.fus").read_text()
+    program = compile_source(text)
+    b2, b3 = program.plans["SymmetricProductBasis"].vertices
+    assert (b3.weight_numel, b3.unreduced_weight_numel, b3.unreduced_paths) == (20 * 128, 74 * 128, 74)
+    assert (b2.weight_numel, b2.unreduced_weight_numel) == (7 * 128, 10 * 128)
+    section10 = _source("O3", "16x(0e + 1o + 2e + 3o)", "16x(0e + 1o)", 3, "weights=uuu, symmetric")
+    assert compile_source(section10).plans["D"].weight_numel == 20 * 16
+
+
+@pytest.mark.parametrize("group_name, wire, n, out, options", [
+    ("O3", "2x(0e + 1o + 2e)", 3, "2x(0e + 1o)", "weights=uuu, symmetric"),
+    ("O3", "2x(0e + 1o)", 2, "2x(0e + 2e + 0e)", "weights=uuu, external, symmetric"),   # a repeated output irrep
+    ("O3", "2x(0e + 0e + 1o)", 3, "2x1o", "weights=uuu, symmetric"),
+    ("SU2", "2x(1/2 + 1)", 3, "2x(1/2 + 3/2)", "weights=uuu, symmetric"),                # complex
+    ("SU2", "2x(1/2 + 1)", 2, "2x(1 + 2)", "weights=uuu, external, symmetric"),
+    ("SO3", "1x(1 + 2)", 4, "1x(0 + 2)", "weights=uuu, symmetric"),
+])
+def test_module_matches_reference_and_reference_matches_dense_tensors(group_name, wire, n, out, options):
+    program = compile_source(_source(group_name, wire, out, n, options))
+    plan, diagram = program.plans["D"], program.plans["D"].diagram
+    module = program.modules["D"]().double()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, diagram.irreps("A").dim, generator=gen, dtype=torch.float64)
+    if diagram.group.is_complex:
+        x = torch.complex(x, torch.randn(x.shape, generator=gen, dtype=torch.float64))
+    (v,) = plan.vertices
+    external = "external" in options
+    w = torch.randn((4, v.weight_numel) if external else (v.weight_numel,), generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        if external:
+            got = module(x, w)
+        else:
+            next(module.parameters()).copy_(w)
+            got = module(x)
+    expected = evaluate(diagram, {"A": x.numpy()}, {"B": w.numpy()})["B"]
+    assert np.abs(got.numpy() - expected).max() < 1e-12 * np.abs(expected).max()
+    # The channel-by-channel reference against the dense vertex tensor built path by path.
+    node = diagram.vertices()[0][0]
+    T = vertex_tensor(diagram, node, w.numpy())
+    xs = [x.numpy()] * n
+    dense = np.einsum("zi,zi...->z...", xs[0], T) if external else np.einsum("zi,i...->z...", xs[0], T)
+    for xi in xs[1:]:
+        dense = np.einsum("zi,zi...->z...", xi, dense)
+    assert np.abs(dense - uuu_output(diagram, node, xs, w.numpy())).max() < 1e-12 * np.abs(dense).max()
+
+
+def test_symmetric_vertex_on_the_nodes_of_a_graph_diagram():
+    text = """group O3
+diagram G {
+    in h : 4x(0e + 1o) per node
+    in y : sh(1) per edge
+    out b : 4x(0e + 1o) per node
+    wire hs : 4x(0e + 1o) = gather(h, sender)
+    wire m : 4x(0e + 1o) = fuse(hs, y) [weights=uvu]
+    wire a : 4x(0e + 1o) = scatter(m, receiver)
+    b = fuse(a, a, a) [weights=uuu, symmetric]
+}
+"""
+    program = compile_source(text)
+    v = program.plans["G"].vertices[-1]
+    assert v.symmetric_bases and v.weight_numel == 4 * sum(b.rank for b in v.symmetric_bases)
+
+
+# ----------------------------------------------------------------------------- diagnostics
+
+
+def _diagnostics(text):
+    return [(d.code, d.span.line, d.span.column) for d in analyze(text, "x.fus").diagnostics]
+
+
+@pytest.mark.parametrize("call, expected", [
+    ("fuse(A, C, A) [weights=uuu, symmetric]", [("F080", 6, 17)]),
+    ("fuse(A, A, C) [weights=uuu, symmetric]", [("F080", 6, 20)]),
+    ("fuse(A, A, A) [symmetric]", [("F081", 6, 24)]),                       # default uvw
+    ("fuse(A, A, A) [weights=uvw, symmetric]", [("F081", 6, 37)]),
+    ("fuse(A, A) [weights=uuu, symmetric]", [("F082", 6, 9)]),              # Sym^2 has no 1e
+    ("fuse(A, A) [weights=uuu, symmetric=yes]", [("F042", 6, 34)]),
+    ("linear(A) [symmetric]", [("F043", 6, 20)]),
+])
+def test_symmetric_diagnostics(call, expected):
+    out = "4x(0e + 1e)" if call.startswith("fuse(A, A)") else "4x(0e + 1o)"
+    text = (f"group O3\ndiagram D {{\n    in A : 4x(0e + 1o)\n    in C : 4x(0e + 1o)\n    out B : {out}\n"
+            f"    B = {call}\n    wire unused : 0e = fuse(C, C)\n}}\n")
+    errors = [d for d in _diagnostics(text) if d[0] not in ("F060",)]
+    assert errors == expected
+
+
+def test_symmetric_diagnostic_text_has_help_and_note():
+    text = ("group O3\ndiagram D {\n    in A : 4x(0e + 1o)\n    in C : 4x(0e + 1o)\n    out B : 4x(0e + 1o)\n"
+            "    B = fuse(A, C, A) [weights=uuu, symmetric]\n}\n")
+    (d,) = [d for d in analyze(text, "x.fus").diagnostics if d.is_error]
+    rendered = d.render(text)
+    assert "help: write `fuse(A, A, A)`" in rendered and "the first input is `A`" in rendered
+
+
+def test_fusionc_plan_shows_both_weight_counts_and_render_marks_symmetric(tmp_path):
+    path = tmp_path / "mace.fus"
+    path.write_text(_source("O3", "128x(0e + 1o + 2e + 3o)", "128x(0e + 1o)", 3, "weights=uuu, symmetric"))
+    run = subprocess.run([sys.executable, "-m", "fusionlang", "plan", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "[uuu, symmetric]" in run.stdout
+    assert "symmetric basis 8 + 12 per channel (unreduced paths 74), weights 2560 (unreduced uuu 9472)" in run.stdout
+    dot = tmp_path / "mace.dot"
+    run = subprocess.run([sys.executable, "-m", "fusionlang", "render", str(path), "-o", str(dot)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "<i>symmetric</i>" in dot.read_text()
