@@ -57,9 +57,9 @@ def format_plan(program, verbose: bool = False) -> str:
             lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{v.mode}{ext}]  "
                          f"(line {v.line}{where})")
             if v.kind in ("gather", "scatter"):
-                writer = next((k for k, u in enumerate(plan.vertices, 1) if u.scatter_into == v.outputs[0]), None)
+                writer = next((k for k, u in enumerate(plan.vertices, 1) if u.node == v.absorbed_by), None)
                 done = f"done by step {writer}" if v.absorbed else f"FLOPs {v.flops:,}, modelled cost {v.cost:,}"
-                lines.append(f"    {done}, peak intermediate {_bytes(v.peak_bytes)}")
+                lines.append(f"    {done}" if v.absorbed else f"    {done}, peak intermediate {_bytes(v.peak_bytes)}")
                 continue
             if v.scatter_into:
                 lines.append(f"    writes `{v.scatter_into}` on the nodes directly"

@@ -180,17 +180,24 @@ class VertexPlan:
     # the planner moved (a linear across a gather or scatter), which keeps its written name.
     weight_owner: str = ""
     # Graph planning (plan_graph): a fuse whose only reader is a scatter writes the scatter's node
-    # wire itself (scatter_into; the scatter is then `absorbed`), its partial results added into the
-    # nodes without the edge message being assembled; with weights_on_nodes the shared weights are
-    # applied after that sum, on V rows instead of E.
+    # wire itself (scatter_into), its partial results added into the nodes without the edge message
+    # being assembled; with weights_on_nodes the shared weights are applied after that sum, on V rows
+    # instead of E.  An operator-form fuse whose first input is only a gather's result reads the node
+    # wire itself (gathered_from), transposed on the nodes and gathered term by term.  The gather or
+    # scatter such a fuse performs is absorbed_by it (its node id) and emits nothing itself.
     scatter_into: str | None = None
-    absorbed: bool = False
+    gathered_from: str | None = None
+    absorbed_by: str | None = None
     weights_on_nodes: bool = False
     peak_bytes: int = 0        # estimate: the step's largest transient plus its result (float32)
 
     @property
     def weight_numel(self) -> int:
         return sum(_numel(s) for s in self.weight_shapes)
+
+    @property
+    def absorbed(self) -> bool:
+        return self.absorbed_by is not None
 
 
 @dataclass
@@ -599,7 +606,7 @@ def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper
     else:
         plan = plan_graph(diagram, batch, form, rewrite=graph)
     for v in plan.vertices:
-        v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch)
+        v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch, plan.nodes)
     return plan
 
 
@@ -648,6 +655,7 @@ def plan_graph(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper",
                 rewrites)
     if rewrite:
         _fuse_scatters(plan, rows, form)
+        _fuse_gathers(plan)
     return plan
 
 
@@ -741,7 +749,7 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
         f = by_output.get(m)
         if f is None or f.kind != "fuse" or len(readers.get(m, [])) != 1 or m in d.outputs:
             continue
-        f.scatter_into, s.absorbed = s.outputs[0], True
+        f.scatter_into, s.absorbed_by = s.outputs[0], f.node
         plan.rewrites.append(f"line {f.line}: `{m} = fuse(...)` adds its results into `{s.outputs[0]}` on the "
                              f"nodes (the [E, {d.irreps(m).dim}] edge message is not assembled)")
         # The gain: no assembled edge message (a concatenation of E x dim) before the scatter.
@@ -749,7 +757,9 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
         if f.external or f.mode not in ("uvw", "uvu", "uuu"):
             continue
         split = _weights_on_nodes(d, f, E, V)
-        if split is not None and split[0] < f.cost + s.cost:
+        # The split plan is pairwise: against an operator-form plan, compare as plan_vertex does.
+        current = f.cost * (OPERATOR_COST_SCALE if f.operator_blocks else 1) + s.cost
+        if split is not None and split[0] < current:
             cost, contractions, scatter_cost = split
             f.contractions, f.operator_blocks, f.output_groups = contractions, [], []
             f.cost, f.weights_on_nodes = cost - scatter_cost, True
@@ -757,6 +767,29 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
             s.cost = scatter_cost
             plan.rewrites.append(f"line {f.line}: the shared weights of `{m}` are applied after the sum, "
                                  f"on the nodes (V rows instead of E)")
+
+
+def _fuse_gathers(plan: Plan) -> None:
+    """An operator-form fuse transposes its first input term by term ([E, u, d] -> [E, d, u]); where that
+    input is a gather's result read by nothing else, the transposes run on the node wire (V rows)
+    and the transposed terms are gathered instead (see VertexPlan.gathered_from)."""
+    d = plan.emitted
+    by_output = {v.outputs[0]: v for v in plan.vertices}
+    reads: dict[str, int] = {}
+    for v in plan.vertices:
+        for w in v.inputs:
+            reads[w] = reads.get(w, 0) + 1
+    for f in plan.vertices:
+        if f.kind != "fuse" or not f.operator_blocks:
+            continue
+        x = f.inputs[0]
+        g = by_output.get(x)
+        if g is None or g.kind != "gather" or reads.get(x) != 1 or x in d.outputs:
+            continue
+        f.gathered_from, g.absorbed_by = g.inputs[0], f.node
+        g.cost = 0      # the fuse's gathers of the transposed terms move the same elements
+        plan.rewrites.append(f"line {f.line}: `{x} = gather({g.inputs[0]}, {g.endpoint})` is done term by term "
+                             f"on `{g.inputs[0]}` transposed on the nodes (for the operator form of line {f.line})")
 
 
 def _weights_on_nodes(d: Diagram, f: VertexPlan, E: int, V: int):
@@ -801,10 +834,13 @@ def _operand_shapes(c: Contraction, rows: int) -> list[tuple[int, ...]]:
     return shapes
 
 
-def _peak_bytes(d: Diagram, v: VertexPlan, rows: int) -> int:
+def _peak_bytes(d: Diagram, v: VertexPlan, rows: int, nodes: int = 0) -> int:
     """An estimate of the bytes a step holds at its peak, in float32: its result plus its largest
-    intermediate (each contraction's steps, or each operator block's Z, xw and accumulator)."""
-    out = (v.rows or rows) * (v.out_irreps.dim if v.out_irreps is not None else 0)
+    intermediate (each contraction's steps, or each operator block's Z, xw and accumulator).
+    A gather or scatter another step performs holds nothing of its own."""
+    if v.absorbed:
+        return 0
+    out = (nodes if v.scatter_into else rows) * (v.out_irreps.dim if v.out_irreps is not None else 0)
     transient = 0
     for c in v.contractions:
         sizes = [s.written for s in (c.edge_steps or c.steps)] + [s.written for s in c.node_steps]
@@ -816,8 +852,6 @@ def _peak_bytes(d: Diagram, v: VertexPlan, rows: int) -> int:
         transient = max(transient, rows * (rows_b * q + q * (b.mul if v.mode == "uvu" else v.output_groups[b.group].mul)))
     if v.operator_blocks:
         transient += sum(rows * og.offsets[-1] * og.mul for og in v.output_groups)
-    if v.kind == "scatter" and v.absorbed:
-        out = 0
     return 4 * (out + transient)
 
 
