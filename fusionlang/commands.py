@@ -66,22 +66,27 @@ def format_plan(program, verbose: bool = False) -> str:
         for note in plan.rewrites:
             lines.append(f"  rewrite: {note}")
         for step, v in enumerate(plan.vertices, 1):
-            ext = ", external" if v.external else ""
+            ext = (", external" if v.external else "") + (", symmetric" if v.symmetric_bases else "")
             args = ", ".join(v.inputs + ([v.endpoint] if v.endpoint else []))
             where = f", per {v.domain} ({v.rows:,} rows)" if v.domain else ""
             lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{v.mode}{ext}]  "
                          f"(line {v.line}{where})")
             if v.kind in ("gather", "scatter"):
-                writer = next((k for k, u in enumerate(plan.vertices, 1) if u.scatter_into == v.outputs[0]), None)
+                writer = next((k for k, u in enumerate(plan.vertices, 1) if u.node == v.absorbed_by), None)
                 done = f"done by step {writer}" if v.absorbed else f"FLOPs {v.flops:,}, modelled cost {v.cost:,}"
-                lines.append(f"    {done}, peak intermediate {_bytes(v.peak_bytes)}")
+                lines.append(f"    {done}" if v.absorbed else f"    {done}, peak intermediate {_bytes(v.peak_bytes)}")
                 continue
             if v.scatter_into:
                 lines.append(f"    writes `{v.scatter_into}` on the nodes directly"
                              + (", weights applied there" if v.weights_on_nodes else ""))
             form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
                     else f"contractions {len(v.contractions)}")
-            lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, {form}, "
+            counts = f"paths {len(v.paths)}, weights {v.weight_numel}"
+            if v.symmetric_bases:   # LANGUAGE.md section 10: both weight counts
+                ranks = " + ".join(str(b.rank) for b in v.symmetric_bases)
+                counts = (f"symmetric basis {ranks} per channel (unreduced paths {v.unreduced_paths}), "
+                          f"weights {v.weight_numel} (unreduced uuu {v.unreduced_weight_numel})")
+            lines.append(f"    {counts}, {form}, "
                          f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,}), "
                          f"modelled cost {v.cost:,} (naive {v.naive_cost:,}), peak intermediate "
                          f"{_bytes(v.peak_bytes)}")

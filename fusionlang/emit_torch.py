@@ -250,11 +250,19 @@ class _ModuleWriter:
 
     def vertex(self, v: VertexPlan) -> None:
         out = v.outputs[0]
-        opts = f" [weights={v.mode}{', external' if v.external else ''}]" if v.kind == "fuse" else \
-            (" [external]" if v.external else "")
+        opts = f" [weights={v.mode}{', external' if v.external else ''}{', symmetric' if v.symmetric_bases else ''}]" \
+            if v.kind == "fuse" else (" [external]" if v.external else "")
+        count = (f"{len(v.paths)} symmetric basis functions ({v.unreduced_paths} unreduced paths)" if v.symmetric_bases
+                 else f"{len(v.paths)} paths")
         self.body += ["", "# " + pynames.comment(
-            f"line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: {len(v.paths)} paths, " +
+            f"line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: {count}, " +
             (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks else f"{len(v.contractions)} contractions"))]
+        for g in self.plan.vertices:      # gathers and scatters this vertex performs (plan.plan_graph)
+            if g.absorbed_by == v.node:
+                self.body.append(f"# and {g.outputs[0]} = {g.kind}({g.inputs[0]}, {g.endpoint}) with it: "
+                                 + ("the transposed terms are gathered" if g.kind == "gather" else
+                                    "the results are added into the nodes" + (", the weights applied there"
+                                                                              if v.weights_on_nodes else "")))
         weights = None
         if v.weight_numel:
             if v.external:
@@ -308,9 +316,13 @@ class _ModuleWriter:
         out, x, y = self.var[v.outputs[0]], self.var[v.inputs[0]], self.var[v.inputs[1]]
         # Terms and output rows are cut with split, not slices: a slice's gradient is a zero tensor
         # of the whole input plus a copy, split's is one concatenation.
-        x_terms = self.wire_terms(v.inputs[0])
+        x_terms = self.wire_terms(v.gathered_from or v.inputs[0])
+        if v.gathered_from:     # plan.VertexPlan.gathered_from: transpose on the nodes, then gather
+            gather = next(g for g in self.plan.vertices if g.absorbed_by == v.node and g.kind == "gather")
+            end = self.ends[gather.endpoint]
         transposed: dict[int, str] = {}
         acc: dict[int, str] = {}
+        external_parts = None
         for blk in v.operator_blocks:
             og = v.output_groups[blk.group]
             rows, q = blk.operator.shape[1:]
@@ -318,20 +330,26 @@ class _ModuleWriter:
             if blk.term not in transposed:   # [z, i, u]: channels innermost
                 xt = self.namer.fresh(f"{x}_t")
                 view = x_terms[blk.term]
-                self.body.append(f"{xt} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
-                                 else f"{xt} = {view}.reshape(-1, 1, {u})")
+                node_t = self.namer.fresh(f"{self.var[v.gathered_from]}_t") if v.gathered_from else xt
+                self.body.append(f"{node_t} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
+                                 else f"{node_t} = {view}.reshape(-1, 1, {u})")
+                if v.gathered_from:
+                    self.body.append(f"{xt} = {node_t}.index_select(0, {end})")
                 transposed[blk.term] = xt
             xt = transposed[blk.term]
             op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q))
             z = self.namer.fresh(f"{out}_z")
             self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
-            sel = self.weight_selection(out, blk.weight_index)
             n = len(blk.paths)
             xw = self.namer.fresh(f"{out}_xw")
+            if v.mode == "uvu" and v.external and external_parts is None:
+                external_parts = self._external_parts(v, weights)
+            sel = None if external_parts else self.weight_selection(out, blk.weight_index)
             if v.mode == "uvu":
                 # Shared weights are expanded over the components (a view) so that their gradient is a
                 # sum over the batch axis alone: summing over batch and components at once is slow.
-                w = f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})" if v.external else \
+                w = (f"{external_parts[blk.term, blk.group]}.reshape(-1, {n}, 1, {u})" if external_parts else
+                     f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})") if v.external else \
                     f"{weights}[{sel}].reshape({n}, 1, {u})" + (f".expand({n}, {d}, {u})" if d > 1 else "")
                 self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
             else:
@@ -358,6 +376,22 @@ class _ModuleWriter:
             rows.update(zip(og.terms, self._split(acc[g], sizes, 1, f"{out}_rows")))
         self._assign_output(out, [f"{rows[k]}.transpose(1, 2).reshape(-1, {term.dim})"
                                   for k, term in enumerate(v.out_irreps)])
+
+    def _external_parts(self, v: VertexPlan, weights: str) -> dict:
+        """Per-row weights cut into the operator blocks' pieces with one split, where the blocks'
+        weights are consecutive runs that tile the row in order (else {}): the gradient of a split
+        is one concatenation, that of each slice a zero tensor of the whole row plus a copy."""
+        runs = []
+        for blk in v.operator_blocks:
+            idx = blk.weight_index.reshape(-1)
+            if not _contiguous(idx):
+                return {}
+            runs.append((int(idx[0]), int(idx[-1]) + 1, (blk.term, blk.group)))
+        runs.sort()
+        if runs[0][0] != 0 or runs[-1][1] != v.weight_numel or any(a[1] != b[0] for a, b in zip(runs, runs[1:])):
+            return {}
+        names = self._split(weights, [end - start for start, end, _ in runs], 1, f"{weights}_part")
+        return {key: name for (_, _, key), name in zip(runs, names)}
 
     def _split(self, tensor: str, sizes: list[int], dim: int, stem: str) -> list[str]:
         """Names for tensor.split(sizes, dim) (the tensor itself when there is one piece)."""
@@ -502,6 +536,8 @@ def _path_text(d, v: VertexPlan, k: int) -> str:
     p = v.paths[k]
     ins = " x ".join(str(d.irreps(w)[t].irrep) for w, t in zip(v.inputs, p.ins))
     inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
+    if v.symmetric_bases:   # a basis function on the sorted terms: its index among the output term's
+        inner = f" (symmetric {sum(1 for q in v.paths[:k] if q.outs == p.outs)})"
     return f"{ins}{inner} -> {d.irreps(v.outputs[0])[p.outs[0]].irrep}"
 
 
@@ -557,7 +593,7 @@ def _check_edge_index(edge_index, num_nodes):
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"edge_index must hold integers (torch.long or torch.int32); got {edge_index.dtype}")
     if not torch.compiler.is_compiling() and edge_index.device.type == "cpu" and edge_index.numel() > 0:
-        low, high = int(edge_index.min()), int(edge_index.max())
+        low, high = (int(v) for v in torch.aminmax(edge_index))
         if low < 0 or (num_nodes is not None and high >= num_nodes):
             raise IndexError(f"edge_index names node {low if low < 0 else high}, but the nodes are "
                              f"0 to {num_nodes - 1} (V = {num_nodes})" if num_nodes is not None else

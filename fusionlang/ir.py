@@ -12,7 +12,7 @@ nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
     "v<k>"                              kind "fuse" | "split" | "linear" | "gather" | "scatter", index (written
                                         order), inputs, outputs (wire names, in argument order), weights,
-                                        external, span (the statement), call_span, options_span,
+                                        external, symmetric (and symmetric_span), span (the statement), call_span, options_span,
                                         arg_spans / target_spans (one Span per input / output name);
                                         gather / scatter also endpoint ("sender" | "receiver"), endpoint_span
 edges  producer -> reader, one per read (key "<wire>@<port>")
@@ -423,6 +423,7 @@ class _Lowering:
     def options(self, call, op) -> dict | None:
         seen: dict[str, object] = {}
         ok = True
+        symmetric_span = None
         for opt in call.options:
             key = opt.key.name
             if key in seen:
@@ -452,10 +453,22 @@ class _Lowering:
                     self.error("F043", f"`{op}` has no weights to make external", opt.span, "remove the option")
                     ok = False
                 seen[key] = True
+            elif key == "symmetric":
+                # LANGUAGE.md section 10; check.py decides whether the vertex allows it.
+                if opt.value is not None:
+                    self.error("F042", "`symmetric` takes no value", opt.span, "write `symmetric` alone")
+                    ok = False
+                elif op != "fuse":
+                    self.error("F043", f"`{op}` cannot be `symmetric`", opt.span,
+                               "`symmetric` applies to a `fuse` of one wire with itself: remove the option")
+                    ok = False
+                seen[key] = True
+                symmetric_span = opt.span
             else:
-                close = suggest(key, ("weights", "external"))
+                close = suggest(key, ("weights", "external", "symmetric"))
                 self.error("F042", f"unknown option `{key}`", opt.key.span,
-                           f"did you mean `{close}`?" if close else "the options are `weights=MODE` and `external`")
+                           f"did you mean `{close}`?" if close else
+                           "the options are `weights=MODE`, `external` and `symmetric`")
                 ok = False
         if not ok:
             return None
@@ -463,7 +476,8 @@ class _Lowering:
             self.error("F043", "`external` weights with `weights=none`: there are no weights", call.span,
                        "choose a weight mode such as `weights=uvu`, or drop `external`")
             return None
-        return {"weights": seen.get("weights"), "external": bool(seen.get("external")), "options_span": call.span}
+        return {"weights": seen.get("weights"), "external": bool(seen.get("external")),
+                "symmetric": bool(seen.get("symmetric")), "symmetric_span": symmetric_span, "options_span": call.span}
 
 
 def _infer_domains(g: nx.MultiDiGraph) -> None:
