@@ -1,14 +1,14 @@
 """The Python API of LANGUAGE.md section 8: compile_source / compile_file."""
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import Diagnostic, FusionError
-from .emit_torch import Namer, emit_module_source
+from . import generated
+from .emit_torch import emit_module_source
 from .frontend import Analysis, analyze, analyze_file
+from .names import python_name
 from .plan import PLAN_BATCH, Plan, plan_diagram
 
 
@@ -43,12 +43,9 @@ def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "c
     plans = {d.name: plan_diagram(d, batch, form, graph=graph_rewrites) for d in open_diagrams}
     closed = [d.name for d in analysis.diagrams if d.is_closed]
     python = emit_module_source(list(plans.values()), Path(analysis.file).name, closed)
-    # A registered module: torch.compile looks up the module of a compiled class that is nested in a
-    # bigger model (see docs/nn.md), which fails for a bare namespace.
-    generated = types.ModuleType(f"fusionlang_generated_{abs(hash(python)) % 10**8}")
-    exec(compile(python, f"<fusionlang {analysis.file}>", "exec"), generated.__dict__)
-    sys.modules[generated.__name__] = generated
-    modules = {name: getattr(generated, Namer.safe(name)) for name in plans}
+    # A real module (fusionlang.generated.m<digest>): pickle, torch.compile and friends find it by name.
+    module = generated.load(python)
+    modules = {name: getattr(module, python_name(name)) for name in plans}
     return CompiledProgram(analysis, plans, python, modules,
                            [d for d in analysis.diagnostics if not d.is_error])
 
