@@ -59,6 +59,14 @@ def test_accepts_every_irreps_like_value():
     assert want.to_group_irreps() == groups.parse_irreps("O3", "4x0e + 2x1o")
 
 
+def test_reads_compiled_modules_metadata():
+    from fusionlang.api import compile_source
+    module = compile_source("group O3\ndiagram M {\n    in x : 8x(0e + 1o)\n    in y : sh(2)\n"
+                            "    out z : 8x0e + 8x1o + 8x2e\n    z = fuse(x, y) [weights=uvu]\n}\n").modules["M"]
+    assert [Irreps(s) for s in module.irreps_in] == [Irreps("8x0e + 8x1o"), Irreps("sh(2)")]
+    assert Irreps(module.irreps_out) == o3.Irreps("8x0e+8x1o+8x2e")
+
+
 def test_operations_match_e3nn():
     text = "2o + 1e + 0e + 1e + 3x1e + 0x2e + 2x0o"
     ours, theirs = Irreps(text), o3.Irreps(text)

@@ -264,6 +264,7 @@ def test_radial_mlp_sizes_itself_from_a_compiled_vertex():
     numel = program.plans["E"].vertices[0].weight_numel
     mlp = fnn.RadialMLP(8, numel, hidden=(16,))
     assert mlp(torch.randn(3, 8)).shape == (3, numel)
+    assert fnn.RadialMLP(8, program.modules["E"], hidden=(16,)).weight_numel == numel == 20
     layer = fnn.Linear("4x0e", "2x0e")
     assert fnn.RadialMLP(8, layer).weight_numel == layer.weight_numel == 8
     with pytest.raises(ValueError, match="weight_numel"):
