@@ -10,12 +10,12 @@ OUT ?= out
 
 install:
 	$(PIP) "$(TORCH_SPEC)"
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,models]"
 
 # The gpu extra (triton) after the pinned torch, which it leaves alone: the Triton backend's tests
 # run its kernels through Triton's interpreter on machines without a GPU (docs/dependencies.md).
 install-gpu: install
-	$(PIP) -e ".[test,gpu]"
+	$(PIP) -e ".[test,models,gpu]"
 
 graphviz:
 	@command -v dot >/dev/null 2>&1 || { \
@@ -37,6 +37,7 @@ gallery: install graphviz
 bench: install
 	$(PYTHON) benchmarks/bench_tensor_product.py
 	$(PYTHON) benchmarks/bench_operator.py
+	$(PYTHON) benchmarks/bench_graph.py
 	$(PYTHON) benchmarks/bench_compile.py
 	$(PYTHON) benchmarks/bench_coupling.py
 	$(PYTHON) benchmarks/bench_check.py

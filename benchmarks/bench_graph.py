@@ -8,9 +8,13 @@ fuse(gather(h, sender), y) [weights=uvu, external] -> 128x(0e+1o+2e+3o) with one
 edge (radial weights), summed into the receivers.  V = 1,000 nodes, E = 20,000 edges.
 e3nn: o3.TensorProduct(..., shared_weights=False) on h[sender], then index_add_ into zeros.
 Both sides run eagerly, float32, 2 threads, timed in alternation (medians); "fwd+bwd" is forward
-plus backward of a squared-sum loss with gradients for h, y and the weights.  Peak memory is the
-rise of the peak resident set size during one forward+backward in a fresh process.  Agreement is
-checked in float64 on the same inputs.
+plus backward of a squared-sum loss with gradients for h, y and the weights.  Besides wall time the
+CPU time of the process (both threads) is reported: on a shared machine it is the steadier measure
+of the work done.  Peak memory is the rise of the peak resident set size during one forward+backward
+in a fresh process.  Agreement is checked in float64 on the same inputs.
+
+A second table measures the graph planner's rewrites (docs/planner.md): each block compiled as
+planned and planned vertex by vertex as written (api.compile_analysis(graph_rewrites=False)).
 """
 from __future__ import annotations
 
@@ -95,29 +99,94 @@ def agreement() -> float:
         torch.set_default_dtype(torch.float32)
 
 
-def run_times(repeat: int) -> dict:
+def alternate(cases: dict, repeat: int) -> dict:
+    """{label: (module, leaves, trailing args)} -> {label: {kind: (wall median, CPU median)}}, the
+    labels run in alternation so that all see the same state of the allocator and caches."""
     timers = {}
+    for label, (module, leaves, rest) in cases.items():
+        leaves = [t.clone().requires_grad_(True) for t in leaves]
+
+        def fwd(module=module, leaves=leaves, rest=rest):
+            with torch.no_grad():
+                module(*leaves, *rest)
+
+        def fwd_bwd(module=module, leaves=leaves, rest=rest):
+            module(*leaves, *rest).pow(2).sum().backward()
+        timers[label] = {"forward": fwd, "forward_backward": fwd_bwd}
+    times = {label: {kind: [] for kind in ("forward", "forward_backward")} for label in timers}
+    for kind in ("forward", "forward_backward"):
+        for label in timers:
+            timers[label][kind]()
+        for _ in range(repeat):
+            for label in timers:
+                wall, cpu = time.perf_counter(), time.process_time()
+                timers[label][kind]()
+                times[label][kind].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {label: {kind: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v))
+                    for kind, v in kinds.items()} for label, kinds in times.items()}
+
+
+def run_times(repeat: int) -> dict:
+    cases = {}
     for impl in ("ours", "e3nn"):
         module, (h, y, w, edge_index) = build(impl)
-        leaves = [t.clone().requires_grad_(True) for t in (h, y, w)]
+        cases[impl] = (module, (h, y, w), (edge_index,))
+    return alternate(cases, repeat)
 
-        def fwd(module=module, leaves=leaves, edge_index=edge_index):
-            with torch.no_grad():
-                module(*leaves, edge_index)
 
-        def fwd_bwd(module=module, leaves=leaves, edge_index=edge_index):
-            module(*leaves, edge_index).pow(2).sum().backward()
-        timers[impl] = {"forward": fwd, "forward_backward": fwd_bwd}
-    times = {impl: {kind: [] for kind in ("forward", "forward_backward")} for impl in timers}
-    for kind in ("forward", "forward_backward"):
-        for impl in timers:
-            timers[impl][kind]()
-        for _ in range(repeat):
-            for impl in timers:
-                t = time.perf_counter()
-                timers[impl][kind]()
-                times[impl][kind].append(time.perf_counter() - t)
-    return {impl: {kind: statistics.median(v) for kind, v in kinds.items()} for impl, kinds in times.items()}
+# Blocks for the rewrite table: the benchmark block, a convolution with shared weights everywhere
+# (a linear before the gather, uvw weights, a linear after the scatter) and edge features with
+# channels (uvw weights that the planner applies on the nodes).
+REWRITE_BLOCKS = {
+    "MACE-like interaction (above)": SOURCE,
+    "convolution, shared weights": """group O3
+diagram Block {
+    in  h : 64x0e + 64x1o per node
+    in  y : sh(2) per edge
+    out a : 32x0e + 32x1o per node
+    wire hs : 64x0e + 64x1o = gather(h, receiver)
+    wire t  : 32x0e + 32x1o = linear(hs)
+    wire m  : 32x0e + 32x1o + 32x2e = fuse(t, y) [weights=uvw]
+    wire s  : 32x0e + 32x1o + 32x2e = scatter(m, receiver)
+    a = linear(s)
+}
+""",
+    "edge features with channels": """group O3
+diagram Block {
+    in  h : 32x(0e + 1o) per node
+    in  f : 4x(0e + 1o) per edge
+    out a : 32x(0e + 1o) per node
+    wire hs : 32x(0e + 1o) = gather(h, sender)
+    wire m  : 32x(0e + 1o) = fuse(hs, f) [weights=uvw]
+    a = scatter(m, receiver)
+}
+""",
+}
+
+
+def rewrite_rows(repeat: int) -> list[tuple]:
+    from fusionlang.api import compile_analysis
+    from fusionlang.frontend import analyze
+    rows = []
+    for label, text in REWRITE_BLOCKS.items():
+        cases, costs = {}, {}
+        for rewrites in (True, False):
+            program = compile_analysis(analyze(text), batch=NODES, graph_rewrites=rewrites)
+            (name, cls), = program.modules.items()
+            plan = program.plans[name]
+            d = plan.diagram
+            gen = torch.Generator().manual_seed(0)
+            count = {"node": NODES, "edge": EDGES}
+            leaves = [torch.randn(count[d.domain(w)], d.irreps(w).dim, generator=gen) for w in d.inputs]
+            leaves += [torch.randn(EDGES, v.weight_numel, generator=gen)
+                       for v in plan.vertices if v.external and v.weight_numel]
+            edge_index = torch.randint(0, NODES, (2, EDGES), generator=gen)
+            torch.manual_seed(0)
+            cases[rewrites] = (cls(), leaves, (edge_index,))
+            costs[rewrites] = (plan.cost, plan.rewrites)
+        times = alternate(cases, repeat)
+        rows.append((label, len(costs[True][1]), costs[False][0] / costs[True][0], times[True], times[False]))
+    return rows
 
 
 def peak_memory(impl: str) -> int:
@@ -140,16 +209,28 @@ def _status_kb(field: str) -> int:
     raise KeyError(field)
 
 
-def table(times: dict, memory: dict, error: float) -> str:
+def _pair(ours, theirs, k: int) -> str:
+    return f"{ours[k] * 1e3:.0f} / {theirs[k] * 1e3:.0f} | {theirs[k] / ours[k]:.2f}x"
+
+
+def table(times: dict, memory: dict, error: float, rewrites: list[tuple]) -> str:
     o, e = times["ours"], times["e3nn"]
-    rows = ["| block | V | E | fwd ours (ms) | fwd e3nn (ms) | speed-up | fwd+bwd ours (ms) | fwd+bwd e3nn (ms) "
-            "| speed-up | peak mem ours / e3nn (MB) | max rel. difference (float64) |",
+    rows = ["| block | V | E | fwd ours / e3nn (ms) | speed-up | fwd+bwd ours / e3nn (ms) | speed-up "
+            "| fwd+bwd CPU time ours / e3nn (ms) | speed-up | peak mem ours / e3nn (MB) "
+            "| max rel. difference (float64) |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
             f"| `{H}` (x) `sh({L})` -> `{OUT}`, uvu external, scatter | {NODES:,} | {EDGES:,} "
-            f"| {o['forward'] * 1e3:.1f} | {e['forward'] * 1e3:.1f} | {e['forward'] / o['forward']:.2f}x "
-            f"| {o['forward_backward'] * 1e3:.1f} | {e['forward_backward'] * 1e3:.1f} "
-            f"| {e['forward_backward'] / o['forward_backward']:.2f}x "
-            f"| {memory['ours'] / 2**20:.0f} / {memory['e3nn'] / 2**20:.0f} | {error:.1e} |"]
+            f"| {_pair(o['forward'], e['forward'], 0)} | {_pair(o['forward_backward'], e['forward_backward'], 0)} "
+            f"| {_pair(o['forward_backward'], e['forward_backward'], 1)} "
+            f"| {memory['ours'] / 2**20:.0f} / {memory['e3nn'] / 2**20:.0f} | {error:.1e} |", "",
+            "| block (V = 1,000, E = 20,000) | rewrites taken | modelled cost as written / planned "
+            "| fwd planned / as written (ms) | speed-up | fwd+bwd planned / as written (ms) | speed-up "
+            "| fwd+bwd CPU time planned / as written (ms) | speed-up |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for label, taken, modelled, planned, written in rewrites:
+        rows.append(f"| {label} | {taken} | {modelled:.2f}x | {_pair(planned['forward'], written['forward'], 0)} "
+                    f"| {_pair(planned['forward_backward'], written['forward_backward'], 0)} "
+                    f"| {_pair(planned['forward_backward'], written['forward_backward'], 1)} |")
     return "\n".join(rows) + "\n"
 
 
@@ -163,7 +244,7 @@ def main() -> None:
     error = agreement()
     times = run_times(repeat)
     memory = {impl: peak_memory(impl) for impl in ("ours", "e3nn")}
-    text = table(times, memory, error)
+    text = table(times, memory, error, rewrite_rows(repeat))
     print(text)
     if not args.quick:
         doc = DOC.read_text()

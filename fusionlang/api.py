@@ -5,8 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import Diagnostic, FusionError
-from .emit_torch import Namer, emit_module_source
+from . import generated
+from .emit_torch import emit_module_source
 from .frontend import Analysis, analyze, analyze_file
+from .names import python_name
 from .plan import PLAN_BATCH, Plan, plan_diagram
 from .triton_backend import select_backend
 
@@ -45,15 +47,13 @@ def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "c
     open_diagrams = [d for d in analysis.diagrams if not d.is_closed]
     plans = {d.name: plan_diagram(d, batch, form, graph=graph_rewrites) for d in open_diagrams}
     closed = [d.name for d in analysis.diagrams if d.is_closed]
-    emit, filename = emit_module_source, f"<fusionlang {analysis.file}>"
+    emit = emit_module_source
     if backend == "triton":
-        from .triton_backend.emit import emit_triton_module_source as emit, source_name
+        from .triton_backend.emit import emit_triton_module_source as emit
     python = emit(list(plans.values()), Path(analysis.file).name, closed)
-    if backend == "triton":   # triton.jit reads its kernels' source text back through linecache
-        filename = source_name(python, analysis.file)
-    namespace: dict = {"__name__": f"fusionlang_generated_{abs(hash(python)) % 10**8}"}
-    exec(compile(python, filename, "exec"), namespace)
-    modules = {name: namespace[Namer.safe(name)] for name in plans}
+    # A real module (fusionlang.generated.m<digest>): pickle, torch.compile and friends find it by name.
+    module = generated.load(python)
+    modules = {name: getattr(module, python_name(name)) for name in plans}
     return CompiledProgram(analysis, plans, python, modules,
                            [d for d in analysis.diagnostics if not d.is_error], backend)
 

@@ -88,6 +88,8 @@ class _Checker:
                        "use fewer irreps per wire, or fuse in smaller steps")
             return
         kind = data["kind"]
+        if data.get("symmetric") and not self.symmetric_allowed(data):
+            return
         if kind == "linear":
             self.linear(data, ins[0], outs[0], paths, span)
             return
@@ -119,7 +121,44 @@ class _Checker:
                 if missing:
                     self.error("F051", f"irreps {_sum(missing)} of `{w}` cannot be reached by this split", span,
                                f"remove {_sum(missing)} from `{w}`")
-        self.multiplicities(data, ins, outs, paths, span)
+        if self.multiplicities(data, ins, outs, paths, span) and data.get("symmetric"):
+            self.symmetric_reachable(data, ins, outs[0], paths, span)
+
+    def symmetric_allowed(self, data) -> bool:
+        """`symmetric` (LANGUAGE.md section 10): one wire read by every input, and uuu weights."""
+        first = data["inputs"][0]
+        for k, (name, arg_span) in enumerate(zip(data["inputs"], data["arg_spans"])):
+            if name != first:
+                self.error("F080", f"`symmetric` needs every input of the fuse to be the same wire, but input "
+                           f"{k + 1} is `{name}`, not `{first}`", arg_span,
+                           f"write `fuse({', '.join([first] * len(data['inputs']))})`, or remove `symmetric`: "
+                           "the inputs of a symmetric fuse are interchangeable")
+                self.diagnostics[-1].notes.append((f"the first input is `{first}`", data["arg_spans"][0]))
+                return False
+        mode = weight_mode(data, self.d)
+        if mode != "uuu":
+            how = f"`weights={mode}`" + (" (the default here)" if data["weights"] is None else "")
+            self.error("F081", f"`symmetric` needs `weights=uuu`, not {how}",
+                       data.get("symmetric_span") or data["call_span"],
+                       "write `[weights=uuu, symmetric]`: the symmetric basis replaces the per-channel weights "
+                       "of each complete path")
+            return False
+        return True
+
+    def symmetric_reachable(self, data, ins, out: Irreps, paths, span) -> None:
+        """An output irrep that the symmetric power Sym^n of one channel lacks gets only zero functions."""
+        from .symmetric import symmetric_basis
+        n = len(ins)
+        reached = {out[p.outs[0]].irrep for p in paths}     # the others have F051 already
+        missing = [t.irrep for t in out if t.irrep in reached
+                   and symmetric_basis(self.d.group_name, ins[0].irreps, n, t.irrep).rank == 0]
+        if missing:
+            missing = list(dict.fromkeys(missing))
+            self.error("F082", f"output irrep{'s' * (len(missing) > 1)} {_sum(missing)} of `{data['outputs'][0]}` "
+                       f"cannot be reached by a symmetric fuse: the symmetric power Sym^{n} of "
+                       f"({_sum(ins[0].irreps)}) has no {_sum(missing)}", span,
+                       f"remove {_sum(missing)} from `{data['outputs'][0]}`: with one wire on every input, each path "
+                       "into it gives the zero function")
 
     def moved_irreps(self, data, src: Irreps, dst: Irreps, span) -> None:
         """gather / scatter move values between nodes and edges: the irreps stay as they are."""
@@ -145,7 +184,7 @@ class _Checker:
                        f"{_sum(sorted(have))}", span,
                        f"remove {_sum(missing)} from `{data['outputs'][0]}`; linear mixes channels within each irrep")
 
-    def multiplicities(self, data, ins, outs, paths, span) -> None:
+    def multiplicities(self, data, ins, outs, paths, span) -> bool:
         mode = weight_mode(data, self.d)
         n = len(ins)
         for p in paths:
@@ -185,7 +224,8 @@ class _Checker:
                     path = f"{' x '.join(str(ins[i][p.ins[i]]) for i in range(n))} -> {outs[0][p.outs[0]]}"
                 self.error("F052", rule[0], span, rule[1])
                 self.diagnostics[-1].notes.append((f"on the path {path}", None))
-                return
+                return False
+        return True
 
     # -- the whole diagram ------------------------------------------------------
 

@@ -44,6 +44,21 @@ def cmd_compile(args) -> int:
 
 # -- plan -----------------------------------------------------------------------
 
+def _weights_headline(plan) -> str:
+    """Internal weights (parameters), then external ones (forward arguments) with their shapes."""
+    from .emit_torch import forward_argument_names
+    external = [v for v in plan.vertices if v.external and v.weight_numel]
+    parts = [f"{plan.weight_numel} weights"] if plan.weight_numel or not external else []
+    if external:
+        first = len(plan.diagram.inputs)
+        args = forward_argument_names(plan)[first:first + len(external)]
+        rows = {"node": "V", "edge": "E"}
+        shapes = [f"{a} [{rows.get(v.domain, '...') if plan.diagram.is_graph else '...'}, {v.weight_numel}]"
+                  for a, v in zip(args, external)]
+        parts.append(f"{sum(v.weight_numel for v in external)} external weights ({', '.join(shapes)})")
+    return ", ".join(parts)
+
+
 def format_plan(program, verbose: bool = False) -> str:
     lines = []
     for name, plan in program.plans.items():
@@ -51,26 +66,31 @@ def format_plan(program, verbose: bool = False) -> str:
         size = (f"graph diagram, V = {plan.nodes:,} nodes, E = {plan.edges:,} edges" if d.is_graph
                 else f"batch {plan.batch}")
         lines.append(f"diagram {name} ({d.group_name}), {size}: {plan.n_paths} paths, "
-                     f"{plan.weight_numel} weights")
+                     f"{_weights_headline(plan)}")
         for note in plan.rewrites:
             lines.append(f"  rewrite: {note}")
         for step, v in enumerate(plan.vertices, 1):
-            ext = ", external" if v.external else ""
+            ext = (", external" if v.external else "") + (", symmetric" if v.symmetric_bases else "")
             args = ", ".join(v.inputs + ([v.endpoint] if v.endpoint else []))
             where = f", per {v.domain} ({v.rows:,} rows)" if v.domain else ""
             lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{v.mode}{ext}]  "
                          f"(line {v.line}{where})")
             if v.kind in ("gather", "scatter"):
-                writer = next((k for k, u in enumerate(plan.vertices, 1) if u.scatter_into == v.outputs[0]), None)
+                writer = next((k for k, u in enumerate(plan.vertices, 1) if u.node == v.absorbed_by), None)
                 done = f"done by step {writer}" if v.absorbed else f"FLOPs {v.flops:,}, modelled cost {v.cost:,}"
-                lines.append(f"    {done}, peak intermediate {_bytes(v.peak_bytes)}")
+                lines.append(f"    {done}" if v.absorbed else f"    {done}, peak intermediate {_bytes(v.peak_bytes)}")
                 continue
             if v.scatter_into:
                 lines.append(f"    writes `{v.scatter_into}` on the nodes directly"
                              + (", weights applied there" if v.weights_on_nodes else ""))
             form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
                     else f"contractions {len(v.contractions)}")
-            lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, {form}, "
+            counts = f"paths {len(v.paths)}, weights {v.weight_numel}"
+            if v.symmetric_bases:   # LANGUAGE.md section 10: both weight counts
+                ranks = " + ".join(str(b.rank) for b in v.symmetric_bases)
+                counts = (f"symmetric basis {ranks} per channel (unreduced paths {v.unreduced_paths}), "
+                          f"weights {v.weight_numel} (unreduced uuu {v.unreduced_weight_numel})")
+            lines.append(f"    {counts}, {form}, "
                          f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,}), "
                          f"modelled cost {v.cost:,} (naive {v.naive_cost:,}), peak intermediate "
                          f"{_bytes(v.peak_bytes)}")

@@ -166,6 +166,11 @@ class VertexPlan:
     # Set instead of contractions when the operator form (OperatorBlock) is the cheaper plan.
     operator_blocks: list[OperatorBlock] = field(default_factory=list)
     output_groups: list[OutputGroup] = field(default_factory=list)
+    # A symmetric fuse (LANGUAGE.md section 10): `paths` are then its basis functions, one symmetric.py
+    # basis per output term; the unreduced uuu vertex's counts are kept for `fusionc plan`.
+    symmetric_bases: list = field(default_factory=list)
+    unreduced_paths: int = 0
+    unreduced_weight_numel: int = 0
     # Graph diagrams: the domain the vertex runs on ("node" | "edge"; for gather / scatter that of its
     # output), the rows it was planned for, and for gather / scatter the end of the edges it uses.
     domain: str | None = None
@@ -175,17 +180,24 @@ class VertexPlan:
     # the planner moved (a linear across a gather or scatter), which keeps its written name.
     weight_owner: str = ""
     # Graph planning (plan_graph): a fuse whose only reader is a scatter writes the scatter's node
-    # wire itself (scatter_into; the scatter is then `absorbed`), its partial results added into the
-    # nodes without the edge message being assembled; with weights_on_nodes the shared weights are
-    # applied after that sum, on V rows instead of E.
+    # wire itself (scatter_into), its partial results added into the nodes without the edge message
+    # being assembled; with weights_on_nodes the shared weights are applied after that sum, on V rows
+    # instead of E.  An operator-form fuse whose first input is only a gather's result reads the node
+    # wire itself (gathered_from), transposed on the nodes and gathered term by term.  The gather or
+    # scatter such a fuse performs is absorbed_by it (its node id) and emits nothing itself.
     scatter_into: str | None = None
-    absorbed: bool = False
+    gathered_from: str | None = None
+    absorbed_by: str | None = None
     weights_on_nodes: bool = False
     peak_bytes: int = 0        # estimate: the step's largest transient plus its result (float32)
 
     @property
     def weight_numel(self) -> int:
         return sum(_numel(s) for s in self.weight_shapes)
+
+    @property
+    def absorbed(self) -> bool:
+        return self.absorbed_by is not None
 
 
 @dataclass
@@ -326,6 +338,10 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
 
     coeffs = coefficients(mode, kind, paths, in_muls_of)
     shapes = [path_weight_shape(mode, in_muls_of(p), outs[0][p.outs[0]].mul) for p in paths]
+    tensors, bases, unreduced = None, [], (0, 0)
+    if data.get("symmetric"):
+        unreduced = (len(paths), sum(_numel(s) for s in shapes))
+        bases, paths, coeffs, shapes, tensors = symmetric_paths(diagram.group_name, ins, outs[0])
     offsets = list(np.cumsum([0] + [_numel(s) for s in shapes]))
     best = None
     # Batch paths by runs of equal multiplicity or term by term, input by input: the cheapest wins.
@@ -336,7 +352,7 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     for by_term, across in itertools.product(list(choices), shared_outputs):
         segs = [segments(w, irreps, t) for w, irreps, t in zip(data["inputs"], ins, by_term)]
         contractions = _group_contractions(group, kind, mode, ins, outs[0], segs, paths, coeffs, shapes,
-                                           offsets, data["external"], batch, across)
+                                           offsets, data["external"], batch, across, tensors)
         cost = sum(c.cost + OP_OVERHEAD_FLOPS * len(c.steps) for c in contractions)
         if best is None or cost < best[0]:
             best = (cost, contractions)
@@ -353,7 +369,29 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
                       data["external"], contractions, flops, sum(f for f, _ in naive), line,
                       cost, sum(c for _, c in naive), blocks, groups,
-                      weight_owner=data.get("weight_owner", data["outputs"][0]))
+                      weight_owner=data.get("weight_owner", data["outputs"][0]),
+                      symmetric_bases=bases, unreduced_paths=unreduced[0], unreduced_weight_numel=unreduced[1])
+
+
+def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
+    """A symmetric fuse as a uuu fuse over its basis functions (fusionlang/symmetric.py): one pseudo-path
+    per (output term, basis vector), reading the sorted input terms of its multiset, with the basis
+    block (normalisation folded in) as its coupling tensor.  Only sorted term choices are evaluated:
+    for MACE's product basis 20 of the 64 ordered ones, with 20 weights per channel instead of 74.
+
+    Weights: for each output term in written order, [rank, mul] (basis vector outer, channel inner).
+    Returns (bases, paths, coefficients, weight shapes, tensors)."""
+    from .symmetric import vertex_bases
+    bases = vertex_bases(group_name, ins[0], len(ins), out)
+    paths, coeffs, shapes, tensors = [], [], [], []
+    for c, (term, basis) in enumerate(zip(out, bases)):
+        norm = 1.0 / math.sqrt(len(basis.paths))     # uuu's normalisation of the unreduced paths
+        for terms, block in zip(basis.terms, basis.blocks):
+            paths.append(Path(terms, (c,)))
+            coeffs.append(norm)
+            shapes.append((term.mul,))
+            tensors.append(block * norm)
+    return bases, paths, coeffs, shapes, tensors
 
 
 def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
@@ -423,7 +461,9 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
 
 
 def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes, offsets, external, batch,
-                        across_outputs=False):
+                        across_outputs=False, tensors=None):
+    """tensors: the paths' coupling tensors with normalisation folded in, where they are not the
+    trees' (symmetric_paths); None computes them from the paths."""
     groups: dict[tuple, list[int]] = {}
     for k, p in enumerate(paths):
         key = (-1 if across_outputs else p.outs[0], tuple(segment_of(segs[r], t).index for r, t in enumerate(p.ins)))
@@ -434,7 +474,8 @@ def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes
         build = _shared_contraction if across_outputs else _contraction
         c = build(group, kind, mode, ins, out, chosen, out_term, [paths[k] for k in members],
                   [coeffs[k] for k in members], [shapes[k] for k in members],
-                  [offsets[k] for k in members], external, batch)
+                  [offsets[k] for k in members], external, batch,
+                  None if tensors is None else [tensors[k] for k in members])
         c.paths = members
         contractions.append(c)
     return contractions
@@ -444,7 +485,8 @@ def _channel_letters(mode: str, n: int) -> list[str]:
     return ["a"] * n if mode == "uuu" else [_LETTERS[r] for r in range(n)]
 
 
-def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch):
+def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch,
+                 tensors=None):
     n = len(segs)
     d_out = out[out_term].irrep.dim
     if kind == "linear":
@@ -463,7 +505,7 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
     K = np.zeros(tuple(s.dim for s in segs) + (P, d_out))
     for q, (p, c) in enumerate(zip(paths, coeffs)):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
-        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c
+        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c if tensors is None else tensors[q]
         where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
                       for r, s in enumerate(segs))
         K[where + (q, slice(None))] += block
@@ -488,7 +530,8 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
     return Contraction(out_term, segs, eq, K, index, weight_shape, steps, flops, written=written, cost=cost)
 
 
-def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch):
+def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch,
+                        tensors=None):
     """uvu / uuu paths of one segment choice into all their output terms:
 
         out[z, a, O] = x_1[z,a,i] x_2[z,b,j] ... K[i,j,..,Q] W[a,b,..,Q] S[Q,O]
@@ -506,12 +549,13 @@ def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, sha
     chan_shape = tuple(s.mul for s in segs) if mode == "uvu" else (segs[0].mul,)
     W_index = np.zeros(chan_shape + (Q,), dtype=np.int64)
     q = 0
-    for p, c, off in zip(paths, coeffs, offsets):
+    for k, (p, c, off) in enumerate(zip(paths, coeffs, offsets)):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
         d_o = out[p.outs[0]].irrep.dim
         where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
                       for r, s in enumerate(segs))
-        K[where + (slice(q, q + d_o),)] += coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c
+        K[where + (slice(q, q + d_o),)] += \
+            coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c if tensors is None else tensors[k]
         base = term_offsets[terms.index(p.outs[0])]
         S[np.arange(q, q + d_o), base + np.arange(d_o)] = 1.0
         W_index[..., q:q + d_o] = (off + np.arange(math.prod(chan_shape)).reshape(chan_shape))[..., None]
@@ -562,7 +606,7 @@ def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper
     else:
         plan = plan_graph(diagram, batch, form, rewrite=graph)
     for v in plan.vertices:
-        v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch)
+        v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch, plan.nodes)
     return plan
 
 
@@ -611,6 +655,7 @@ def plan_graph(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper",
                 rewrites)
     if rewrite:
         _fuse_scatters(plan, rows, form)
+        _fuse_gathers(plan)
     return plan
 
 
@@ -704,7 +749,7 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
         f = by_output.get(m)
         if f is None or f.kind != "fuse" or len(readers.get(m, [])) != 1 or m in d.outputs:
             continue
-        f.scatter_into, s.absorbed = s.outputs[0], True
+        f.scatter_into, s.absorbed_by = s.outputs[0], f.node
         plan.rewrites.append(f"line {f.line}: `{m} = fuse(...)` adds its results into `{s.outputs[0]}` on the "
                              f"nodes (the [E, {d.irreps(m).dim}] edge message is not assembled)")
         # The gain: no assembled edge message (a concatenation of E x dim) before the scatter.
@@ -712,7 +757,9 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
         if f.external or f.mode not in ("uvw", "uvu", "uuu"):
             continue
         split = _weights_on_nodes(d, f, E, V)
-        if split is not None and split[0] < f.cost + s.cost:
+        # The split plan is pairwise: against an operator-form plan, compare as plan_vertex does.
+        current = f.cost * (OPERATOR_COST_SCALE if f.operator_blocks else 1) + s.cost
+        if split is not None and split[0] < current:
             cost, contractions, scatter_cost = split
             f.contractions, f.operator_blocks, f.output_groups = contractions, [], []
             f.cost, f.weights_on_nodes = cost - scatter_cost, True
@@ -720,6 +767,29 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
             s.cost = scatter_cost
             plan.rewrites.append(f"line {f.line}: the shared weights of `{m}` are applied after the sum, "
                                  f"on the nodes (V rows instead of E)")
+
+
+def _fuse_gathers(plan: Plan) -> None:
+    """An operator-form fuse transposes its first input term by term ([E, u, d] -> [E, d, u]); where that
+    input is a gather's result read by nothing else, the transposes run on the node wire (V rows)
+    and the transposed terms are gathered instead (see VertexPlan.gathered_from)."""
+    d = plan.emitted
+    by_output = {v.outputs[0]: v for v in plan.vertices}
+    reads: dict[str, int] = {}
+    for v in plan.vertices:
+        for w in v.inputs:
+            reads[w] = reads.get(w, 0) + 1
+    for f in plan.vertices:
+        if f.kind != "fuse" or not f.operator_blocks:
+            continue
+        x = f.inputs[0]
+        g = by_output.get(x)
+        if g is None or g.kind != "gather" or reads.get(x) != 1 or x in d.outputs:
+            continue
+        f.gathered_from, g.absorbed_by = g.inputs[0], f.node
+        g.cost = 0      # the fuse's gathers of the transposed terms move the same elements
+        plan.rewrites.append(f"line {f.line}: `{x} = gather({g.inputs[0]}, {g.endpoint})` is done term by term "
+                             f"on `{g.inputs[0]}` transposed on the nodes (for the operator form of line {f.line})")
 
 
 def _weights_on_nodes(d: Diagram, f: VertexPlan, E: int, V: int):
@@ -764,10 +834,13 @@ def _operand_shapes(c: Contraction, rows: int) -> list[tuple[int, ...]]:
     return shapes
 
 
-def _peak_bytes(d: Diagram, v: VertexPlan, rows: int) -> int:
+def _peak_bytes(d: Diagram, v: VertexPlan, rows: int, nodes: int = 0) -> int:
     """An estimate of the bytes a step holds at its peak, in float32: its result plus its largest
-    intermediate (each contraction's steps, or each operator block's Z, xw and accumulator)."""
-    out = (v.rows or rows) * (v.out_irreps.dim if v.out_irreps is not None else 0)
+    intermediate (each contraction's steps, or each operator block's Z, xw and accumulator).
+    A gather or scatter another step performs holds nothing of its own."""
+    if v.absorbed:
+        return 0
+    out = (nodes if v.scatter_into else rows) * (v.out_irreps.dim if v.out_irreps is not None else 0)
     transient = 0
     for c in v.contractions:
         sizes = [s.written for s in (c.edge_steps or c.steps)] + [s.written for s in c.node_steps]
@@ -779,8 +852,6 @@ def _peak_bytes(d: Diagram, v: VertexPlan, rows: int) -> int:
         transient = max(transient, rows * (rows_b * q + q * (b.mul if v.mode == "uvu" else v.output_groups[b.group].mul)))
     if v.operator_blocks:
         transient += sum(rows * og.offsets[-1] * og.mul for og in v.output_groups)
-    if v.kind == "scatter" and v.absorbed:
-        out = 0
     return 4 * (out + transient)
 
 

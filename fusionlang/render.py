@@ -126,7 +126,7 @@ def _vertex_label(data: dict, diagram) -> str:
     kind = data["kind"]
     mode = weight_mode(data, diagram)
     if kind == "fuse":
-        text = f"<b>fuse</b><br/>{_h(mode)}"
+        text = f"<b>fuse</b><br/>{_h(mode)}" + ("<br/><i>symmetric</i>" if data.get("symmetric") else "")
     elif kind == "gather":
         text = f"<b>gather</b><br/>at {_h(data['endpoint'])}"
     elif kind == "scatter":

@@ -33,7 +33,8 @@ diagram Interaction {
 """
 
 # A convolution with shared weights everywhere: the planner runs the first linear on the nodes
-# before the gather and applies the uvw weights after the scatter (see test_planner_rewrites).
+# before the gather, transposes its result there and adds the fuse's results straight into the
+# nodes (see test_planner_rewrites).
 CONVOLUTION = """group O3
 diagram Convolution {
     in  h : 24x0e + 24x1o per node
@@ -65,6 +66,18 @@ diagram Mixed {
 }
 """
 
+# Edge features with channels: the uvw weights are applied after the sum, on the nodes.
+EDGE_FEATURES = """group O3
+diagram EdgeFeatures {
+    in  h : 16x(0e + 1o) per node
+    in  f : 4x(0e + 1o) per edge
+    out a : 16x(0e + 1o) per node
+    wire hs : 16x(0e + 1o) = gather(h, sender)
+    wire m  : 16x(0e + 1o) = fuse(hs, f) [weights=uvw]
+    a = scatter(m, receiver)
+}
+"""
+
 # No node input: V comes from num_nodes.
 EDGES_ONLY = """group O3
 diagram EdgesOnly {
@@ -76,7 +89,8 @@ diagram EdgesOnly {
 }
 """
 
-SOURCES = {"Interaction": INTERACTION, "Convolution": CONVOLUTION, "Mixed": MIXED, "EdgesOnly": EDGES_ONLY}
+SOURCES = {"Interaction": INTERACTION, "Convolution": CONVOLUTION, "Mixed": MIXED, "EdgesOnly": EDGES_ONLY,
+           "EdgeFeatures": EDGE_FEATURES}
 
 
 def _program(name, cache={}):
@@ -155,6 +169,10 @@ def e3nn_reference(name, module, V, edge_index, args):
         t = linear("8x0e+8x1o+8x1e", "8x0e+8x1o+8x1e", "t_weight")(m)
         e = tp("8x0e+8x1o", sh_irreps(1), "8x0e+8x1o", "uvu", False, "e_weight")(hs, y)
         return e, scatter_sum(e, send, V), scatter_sum(t, recv, V)
+    if name == "EdgeFeatures":
+        h, f = args
+        m = tp("16x0e+16x1o", "4x0e+4x1o", "16x0e+16x1o", "uvw", False, "m_weight")(h[send], f)
+        return (scatter_sum(m, recv, V),)
     if name == "EdgesOnly":
         y, w = args
         m = tp("4x0e", sh_irreps(2), "4x0e+4x1o+4x2e", "uvu", False, "m_weight")(w, y)
@@ -219,11 +237,14 @@ def test_planner_rewrites():
     conv = _program("Convolution").plans["Convolution"]
     notes = " | ".join(conv.rewrites)
     assert "`t = linear(hs)` runs on the nodes before `gather(h, receiver)`" in notes
-    assert "shared weights of `m` are applied after the sum" in notes
+    assert "`t = gather(t_node, receiver)` is done term by term" in notes
     fuse = next(v for v in conv.vertices if v.kind == "fuse")
-    assert fuse.scatter_into == "s" and fuse.weights_on_nodes
+    assert fuse.scatter_into == "s" and fuse.gathered_from == "t_node" and not fuse.weights_on_nodes
     assert [v.kind for v in conv.vertices] == ["linear", "gather", "fuse", "scatter", "linear"]
-    assert conv.vertices[0].domain == "node" and conv.vertices[3].absorbed
+    assert conv.vertices[0].domain == "node" and conv.vertices[1].absorbed and conv.vertices[3].absorbed
+    features = _program("EdgeFeatures").plans["EdgeFeatures"]
+    assert any("shared weights of `m` are applied after the sum" in r for r in features.rewrites)
+    assert next(v for v in features.vertices if v.kind == "fuse").weights_on_nodes
     inter = _program("Interaction").plans["Interaction"]
     assert next(v for v in inter.vertices if v.kind == "fuse").scatter_into == "a"
     mixed = _program("Mixed").plans["Mixed"]

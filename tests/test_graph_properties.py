@@ -42,11 +42,17 @@ def irreps(mul, labels):
 def graph_diagrams(draw):
     u = draw(st.integers(1, 3))
     h_labels = draw(st.lists(st.sampled_from(LABELS), min_size=1, max_size=2, unique=True))
-    lmax = draw(st.integers(0, 2))
-    y_labels = [f"{l}{'eo'[l % 2]}" for l in range(lmax + 1)]
+    if draw(st.booleans()):            # spherical harmonics of the edge vectors
+        lmax = draw(st.integers(0, 2))
+        y_labels, v = [f"{l}{'eo'[l % 2]}" for l in range(lmax + 1)], 1
+        y_type = f"sh({lmax})"
+    else:                              # edge features with channels
+        y_labels = draw(st.lists(st.sampled_from(LABELS), min_size=1, max_size=2, unique=True))
+        v = draw(st.integers(2, 3))
+        y_type = irreps(v, y_labels)
     gather_end = draw(st.sampled_from(["sender", "receiver"]))
     scatter_end = draw(st.sampled_from(["sender", "receiver"]))
-    lines = [f"    in  h : {irreps(u, h_labels)} per node", f"    in  y : sh({lmax}) per edge"]
+    lines = [f"    in  h : {irreps(u, h_labels)} per node", f"    in  y : {y_type} per edge"]
     body = [f"    wire hs : {irreps(u, h_labels)} = gather(h, {gather_end})"]
     src, mul = "hs", u
     if draw(st.booleans()):            # a linear on the edges, before the fuse
@@ -56,7 +62,7 @@ def graph_diagrams(draw):
     reach = sorted(set().union(*(products(a, b) for a in h_labels for b in y_labels)) & set(LABELS + ["2o", "3o"]))
     out_labels = draw(st.lists(st.sampled_from(reach), min_size=1, max_size=3, unique=True))
     mode = draw(st.sampled_from(["uvu", "uvw", "none"]))
-    out_mul = draw(st.integers(1, 3)) if mode == "uvw" else mul
+    out_mul = draw(st.integers(1, 3)) if mode == "uvw" else mul * v if mode == "none" else mul
     external = mode != "none" and draw(st.booleans())
     option = f" [weights={mode}{', external' if external else ''}]"
     edge_out = draw(st.booleans())
@@ -134,6 +140,7 @@ def test_generated_diagrams_use_the_rewrites():
         plan = compile_source(text).plans["G"]
         for note in plan.rewrites:
             seen.add("before" if "before `gather" in note else "after" if "after `scatter" in note
-                     else "weights" if "applied after the sum" in note else "into")
+                     else "weights" if "applied after the sum" in note else "terms" if "term by term" in note
+                     else "into")
     collect()
-    assert seen == {"before", "after", "weights", "into"}, seen
+    assert seen == {"before", "after", "weights", "terms", "into"}, seen

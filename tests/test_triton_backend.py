@@ -313,3 +313,10 @@ def test_kernels_compile_for_a_gpu_target():
     rows = json.loads(res.stdout.strip().splitlines()[-1])
     assert len(rows) == 13      # forward and backward each, three for uvw
     assert all(r["registers"] > 0 and r["stack"] == 0 for r in rows), rows
+
+
+def test_symmetric_fuse_keeps_torch_code_and_equal_numbers():
+    text = diagram({"A": "2x(0e + 1o)"}, "2x(0e + 1o)", "fuse(A, A, A) [weights=uuu, symmetric]")
+    reference, module, program, args = build(text, torch.float64)
+    assert "@triton.jit" not in program.python and "symmetric fuse" in program.python
+    torch.testing.assert_close(module(*args), reference(*args), rtol=1e-12, atol=1e-12)

@@ -118,6 +118,8 @@ def unsupported_reason(diagram, v: VertexPlan) -> str | None:
     """Why this vertex keeps its torch code under the Triton backend (None: it gets kernels)."""
     if v.kind != "fuse":
         return f"{v.kind} vertices have no Triton kernel"
+    if v.symmetric_bases:
+        return "symmetric fuse: its weights are coordinates in a basis of symmetric maps (torch code only)"
     if v.weights_on_nodes:
         return "the planner applies its shared weights on the nodes, after the scatter"
     if diagram.group_name == "SU2":
