@@ -11,7 +11,7 @@ import os
 import sys
 
 # The interpreter must be chosen before triton is first imported.
-_TRITON_ALREADY_IMPORTED = "triton" in sys.modules
+_IMPORTED_WITHOUT_INTERPRETER = "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
 os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
@@ -23,7 +23,7 @@ from fusionlang.api import compile_source  # noqa: E402
 from fusionlang.triton_backend import select_backend  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
-    _TRITON_ALREADY_IMPORTED and os.environ.get("TRITON_INTERPRET") != "1",
+    _IMPORTED_WITHOUT_INTERPRETER,
     reason="triton was imported before TRITON_INTERPRET=1 was set; run this file on its own")
 
 TOL = {torch.float64: dict(rtol=1e-12, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-5)}
