@@ -27,7 +27,8 @@ from functools import lru_cache
 import numpy as np
 
 from .check import weight_mode
-from .contract_order import BMM_FLOP_WEIGHT, COPY_WEIGHT, WRITE_WEIGHT, Step, left_to_right, order_for
+from .contract_order import (BMM_FLOP_WEIGHT, COPY_WEIGHT, MULSUM_WEIGHT, WRITE_WEIGHT, Step, left_to_right,
+                             order_for)
 from .coupling import cg
 from .groups import Group, Irrep, Irreps
 from .ir import Diagram
@@ -45,6 +46,10 @@ OP_OVERHEAD_FLOPS = 300_000
 # difference (allocation, page faults, permuted copies).  Its modelled cost is scaled by this
 # factor, fitted on the grid of benchmarks/bench_operator.py (measured time ratios 0.4-1.2).
 OPERATOR_COST_SCALE = 0.6
+# The same for the symmetric pair form (SymmetricPairs): the model overestimates it 2.5-5x against the
+# contractions (measured time ratios 0.2-0.4 where the model says 0.9-1.6, on four order-3 cases of
+# docs/planner.md); 0.5 keeps a margin.
+SYMMETRIC_PAIRS_COST_SCALE = 0.5
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,34 @@ class OperatorBlock:
 
 
 @dataclass
+class SymmetricPairs:
+    """A symmetric fuse of order 3 (LANGUAGE.md section 10) on the sorted products of one channel's
+    D components x_i (all input terms, in written order), channels outermost:
+
+        P[a, s, z]       = x[a, i_s, z] x[a, j_s, z]             s: the D(D+1)/2 pairs i <= j
+        Kw_t[a, (k, O), s] = sum_q K_t[(k, O), s, q] w[q, a]     K: each sorted monomial's coefficient in
+                                                                 basis function q (the weights go in first)
+        out[a, O, z]     = sum_t sum_k x[a, k, z] (Kw_t[a, (k, O), s] P[a, s, z])   one batched GEMM per
+                                                                 input term t (k runs over its components)
+
+    Each monomial x_i x_j x_k (i <= j <= k) is counted once: the pairs are ordered by j, then i, so
+    those with j <= k, all that input term t needs, are a prefix of P.  O: one channel's components
+    of every output term.  Measured 2.5-5x faster than the contractions on order-3 vertices (MACE's
+    product basis: docs/performance.md); for order 2 the contractions were faster, so it is not used.
+    """
+    mul: int
+    dim: int                          # D
+    pair_i: np.ndarray
+    pair_j: np.ndarray
+    # Per batched GEMM (input term): (k0, k1, prefix, K_t as [(k, O, prefix), rank]), k0:k1 its components.
+    blocks: list[tuple[int, int, int, np.ndarray]]
+    out_dim: int                      # O
+    rank: int                         # rank of all output terms' bases together; weights [rank, mul]
+    flops: int = 0
+    cost: int = 0
+
+
+@dataclass
 class VertexPlan:
     node: str
     kind: str
@@ -171,6 +204,7 @@ class VertexPlan:
     symmetric_bases: list = field(default_factory=list)
     unreduced_paths: int = 0
     unreduced_weight_numel: int = 0
+    symmetric_pairs: SymmetricPairs | None = None     # set instead of contractions where cheaper
     # Graph diagrams: the domain the vertex runs on ("node" | "edge"; for gather / scatter that of its
     # output), the rows it was planned for, and for gather / scatter the end of the edges it uses.
     domain: str | None = None
@@ -313,8 +347,8 @@ def _naive_cost(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int]
 
 
 def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str = "cheaper") -> VertexPlan:
-    """form: "cheaper" (by the cost model), or "operator" / "pairwise" to force one form where it
-    applies (for benchmarks/bench_operator.py and comparisons)."""
+    """form: "cheaper" (by the cost model), or "operator" / "symmetric-pairs" / "pairwise" to force one
+    form where it applies (for benchmarks/bench_operator.py, bench_product_basis.py and comparisons)."""
     group = diagram.group
     kind, mode = data["kind"], weight_mode(data, diagram)
     ins = [diagram.irreps(w) for w in data["inputs"]]
@@ -363,14 +397,22 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     if operator is not None and (form == "operator" or operator[0] * OPERATOR_COST_SCALE < cost):
         cost, blocks, groups = operator
         contractions = []
+    pairs = None
+    if bases and form != "pairwise" and len(ins) == 3 and not data["external"]:
+        pairs = symmetric_pair_form(ins[0], outs[0], bases, batch)
+        if form == "symmetric-pairs" or pairs.cost * SYMMETRIC_PAIRS_COST_SCALE < cost:
+            cost, contractions = pairs.cost, []
+        else:
+            pairs = None
     naive = [_naive_path_cost(kind, mode, ins, outs[0], p, shapes[k], data["external"], batch)
              for k, p in enumerate(paths)]
-    flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks)
+    flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks) + (pairs.flops if pairs else 0)
     return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
                       data["external"], contractions, flops, sum(f for f, _ in naive), line,
                       cost, sum(c for _, c in naive), blocks, groups,
                       weight_owner=data.get("weight_owner", data["outputs"][0]),
-                      symmetric_bases=bases, unreduced_paths=unreduced[0], unreduced_weight_numel=unreduced[1])
+                      symmetric_bases=bases, unreduced_paths=unreduced[0], unreduced_weight_numel=unreduced[1],
+                      symmetric_pairs=pairs)
 
 
 def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
@@ -392,6 +434,46 @@ def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
             shapes.append((term.mul,))
             tensors.append(block * norm)
     return bases, paths, coeffs, shapes, tensors
+
+
+def symmetric_pair_form(wire: Irreps, out: Irreps, bases, batch: int) -> SymmetricPairs:
+    """The SymmetricPairs form of fuse(wire, wire, wire) [weights=uuu, symmetric], with its cost."""
+    starts = list(np.cumsum([0] + [t.irrep.dim for t in wire]))
+    D, mul = starts[-1], wire[0].mul
+    pair_j, pair_i = np.array([(j, i) for j in range(D) for i in range(j + 1)], dtype=np.int64).T
+    S = len(pair_i)
+    o_starts = list(np.cumsum([0] + [t.irrep.dim for t in out]))
+    r_starts = list(np.cumsum([0] + [b.rank for b in bases]))
+    O, R = o_starts[-1], r_starts[-1]
+    # K[s, k, o, q]: the coefficient of the sorted monomial x_i x_j x_k in basis function q, component o.
+    K = np.zeros((S, D, O, R))
+    for c, basis in enumerate(bases):
+        norm = 1.0 / math.sqrt(len(basis.paths))   # uuu's normalisation of the unreduced paths
+        for q, (terms, block) in enumerate(zip(basis.terms, basis.blocks), start=r_starts[c]):
+            grids = np.meshgrid(*[np.arange(starts[t], starts[t + 1]) for t in terms], indexing="ij")
+            comps = np.sort(np.stack([g.reshape(-1) for g in grids]), axis=0)    # every term of the block,
+            values = block.reshape(-1, block.shape[-1]) * norm                    # its monomial sorted
+            s = comps[1] * (comps[1] + 1) // 2 + comps[0]
+            o = slice(o_starts[c], o_starts[c + 1])
+            np.add.at(K, (s, comps[2], o, q), values)
+    rows = batch * mul
+    cost = COPY_WEIGHT * rows * D + (3 * WRITE_WEIGHT + 1) * rows * S + 4 * OP_OVERHEAD_FLOPS     # x^T, P
+    flops = rows * S
+    blocks = []
+    for t in range(len(wire)):
+        k0, k1 = starts[t], starts[t + 1]
+        prefix = k1 * (k1 + 1) // 2
+        part = K[:prefix, k0:k1]
+        if part.any():
+            blocks.append((k0, k1, prefix, np.ascontiguousarray(part.transpose(1, 2, 0, 3).reshape(-1, R))))
+    for k0, k1, prefix, const in blocks:
+        width = const.shape[0] // prefix                          # (k, O)
+        gemm = 2 * rows * width * prefix
+        flops += gemm + 2 * const.size * mul + 2 * rows * width
+        cost += int(BMM_FLOP_WEIGHT * gemm) + WRITE_WEIGHT * rows * width + 2 * const.size * mul \
+            + COPY_WEIGHT * const.shape[0] * mul + MULSUM_WEIGHT * rows * width + 4 * OP_OVERHEAD_FLOPS
+    cost += COPY_WEIGHT * rows * O + OP_OVERHEAD_FLOPS * len(out)                     # back to mul_ir
+    return SymmetricPairs(mul, D, pair_i, pair_j, blocks, O, R, flops, cost)
 
 
 def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
@@ -762,6 +844,7 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
         if split is not None and split[0] < current:
             cost, contractions, scatter_cost = split
             f.contractions, f.operator_blocks, f.output_groups = contractions, [], []
+            f.symmetric_pairs = None
             f.cost, f.weights_on_nodes = cost - scatter_cost, True
             f.flops = sum(c.flops for c in contractions)
             s.cost = scatter_cost
@@ -852,6 +935,10 @@ def _peak_bytes(d: Diagram, v: VertexPlan, rows: int, nodes: int = 0) -> int:
         transient = max(transient, rows * (rows_b * q + q * (b.mul if v.mode == "uvu" else v.output_groups[b.group].mul)))
     if v.operator_blocks:
         transient += sum(rows * og.offsets[-1] * og.mul for og in v.output_groups)
+    if v.symmetric_pairs is not None:    # x^T and the pair products, then one block's GEMM result
+        sp = v.symmetric_pairs
+        widest = max((const.shape[0] // prefix for _, _, prefix, const in sp.blocks), default=0)
+        transient = rows * sp.mul * (sp.dim + len(sp.pair_i) + widest + sp.out_dim)
     return 4 * (out + transient)
 
 
