@@ -148,34 +148,40 @@ def cmd_build(args) -> int:
     src = Path(args.directory)
     if not src.is_dir():
         raise cli.UsageError(f"{src}: not a directory")
-    return build_all(src, Path(args.output))
+    return build_all(src, Path(args.output), cli.current_limits())
 
 
 def _register(sub, add_common) -> None:
+    from .cli import add_limits
     p = sub.add_parser("compile", help="write a standalone PyTorch module per open diagram")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", metavar="OUT.py", help="output path (default: FILE with .py)")
+    add_limits(p)
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("plan", help="paths, weights, contraction order and FLOPs per diagram")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--batch", type=int, default=1024, help="batch size to plan for (default 1024)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every path")
+    add_limits(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("verify", help="compile, then check equivariance numerically")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--trials", type=int, default=4, help="random rotations per diagram (default 4)")
+    add_limits(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("eval", help="exact value of a closed diagram")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--diagram", required=True, metavar="NAME")
+    add_limits(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("build", help="the main job: compile, render and verify every .fus file in a folder")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("-o", "--output", default="out", metavar="OUTDIR", help="where to write (default out/)")
+    add_limits(p)
     p.set_defaults(func=cmd_build)
 
 

@@ -168,12 +168,18 @@ class ParseFailed(Exception):
         self.diagnostics = diagnostics
 
 
-def decode_source(data: bytes, file: str = "<input>") -> tuple[str | None, list[Diagnostic]]:
+def source_too_large(size: int, limit: int, file: str) -> Diagnostic:
+    shown = f" ({limit / 2**20:g} MiB)" if limit >= 2**20 else ""
+    return Diagnostic("F005", f"the file is {size:,} bytes; the limit is {limit:,}{shown}", None,
+                      "split the diagrams into several files, or raise the limit: `--limit source_bytes=N` "
+                      "(see docs/limits.md)", file=file)
+
+
+def decode_source(data: bytes, file: str = "<input>", max_bytes: int = MAX_SOURCE_BYTES
+                  ) -> tuple[str | None, list[Diagnostic]]:
     """Bytes -> text, rejecting oversized, binary and non-UTF-8 input with a located error."""
-    if len(data) > MAX_SOURCE_BYTES:
-        return None, [Diagnostic("F005", f"the file is {len(data):,} bytes; the limit is {MAX_SOURCE_BYTES:,} "
-                                 f"({MAX_SOURCE_BYTES // 2**20} MiB)", None,
-                                 "split the diagrams into several files (see docs/limits.md)", file=file)]
+    if len(data) > max_bytes:
+        return None, [source_too_large(len(data), max_bytes, file)]
     nul = data.find(b"\x00")
     if nul >= 0:       # binary first: a binary file is rarely valid UTF-8 either
         before = data[:nul].decode("utf-8", "replace")
@@ -201,11 +207,10 @@ def _offset_span(text: str, offset: int) -> Span:
 _COMMENT = re.compile(r"#[^\n]*")
 
 
-def parse(text: str, file: str = "<input>") -> Program:
+def parse(text: str, file: str = "<input>", max_bytes: int = MAX_SOURCE_BYTES) -> Program:
     """Parse .fus text into a Program, or raise ParseFailed with located diagnostics."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        raise ParseFailed([Diagnostic("F005", f"the source is over the limit of {MAX_SOURCE_BYTES:,} bytes",
-                                      None, "split the diagrams into several files", file=file)])
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise ParseFailed([source_too_large(len(text.encode("utf-8", "surrogatepass")), max_bytes, file)])
     code_only = _COMMENT.sub(lambda m: " " * len(m.group()), text)
     _check_nesting(code_only, file)
     _check_group_call(code_only, file)
