@@ -5,6 +5,7 @@ docs/diagnostics.md (tests check that every code used here is documented).
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -100,10 +101,16 @@ def _printable(ch: str) -> str:
     return ch if ch.isprintable() else "?"
 
 
+@functools.lru_cache(maxsize=4)
+def _lines(source: str) -> list[str]:
+    """The source's lines, split once per source however many diagnostics quote it."""
+    return source.split("\n")
+
+
 def _excerpt(source: str | None, span: Span, mark: str = "^", gutter: str = " ") -> list[str]:
     if source is None:
         return []
-    text_lines = source.split("\n")
+    text_lines = _lines(source)
     if not 1 <= span.line <= len(text_lines):
         return []
     raw = text_lines[span.line - 1].rstrip("\r")
