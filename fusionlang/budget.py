@@ -101,8 +101,7 @@ class Limits:
     def raise_hint(self, name: str, needed: int) -> str:
         """How to raise one limit, with a value that would do."""
         value = 1 << max(needed - 1, 1).bit_length()
-        return (f"`fusionc ... --limit {name}={value}` (Python: `limits={{'{name}': {value}}}`); "
-                "see docs/limits.md")
+        return f"`--limit {name}={value}` (fusionc) or `limits={{'{name}': {value}}}` (Python); see docs/limits.md"
 
 
 def _count(text: str, name: str) -> int:

@@ -145,6 +145,7 @@ class _Checker:
                                f"remove {_sum(missing)} from `{w}`")
         if self.multiplicities(data, ins, outs, paths, span) and kind == "fuse" \
                 and len(self.diagnostics) == errors_before:
+            self.default_mode(data, ins, outs, paths)
             self.budget(data, ins, outs, paths, span)
 
     # -- what a compile would allocate (budget.py) --------------------------------
@@ -229,6 +230,19 @@ class _Checker:
         self.error("F056", f"this vertex needs {what}{others}; the limit `{name}` for {scope} is {limit:,}", span,
                    f"{fix}; or, if you mean it, raise the limit: "
                    f"{self.usage.limits.raise_hint(name, before + amount)}")
+
+    def default_mode(self, data, ins, outs, paths) -> None:
+        """F063: no mode written, the default rule gave `uvw`, but `none` fits the multiplicities too:
+        two different maps, so say which one was chosen and how to write either."""
+        if data["weights"] is not None or weight_mode(data, self.d) != "uvw" or \
+                not self.mode_fits("none", ins, outs, paths):
+            return
+        count = sum(_product([ins[r][t].mul for r, t in enumerate(p.ins)]) * outs[0][p.outs[0]].mul for p in paths)
+        self.error("F063", f"no weight mode given, so this fuse takes `weights=uvw`: {count:,} learned "
+                   f"weight{'s' * (count != 1)}{' (external)' if data['external'] else ''}; its multiplicities "
+                   "also fit `weights=none`, the plain coupling with no weights", data["call_span"],
+                   "say which you mean: write `[weights=uvw]` to keep the learned weights, or `[weights=none]` "
+                   "for the plain coupling", severity="warning")
 
     def weights_help(self, data, ins, outs, paths, mode) -> str:
         """Other weight modes the multiplicities allow, with their counts."""
