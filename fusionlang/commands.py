@@ -116,27 +116,35 @@ def cmd_verify(args) -> int:
 # -- eval -----------------------------------------------------------------------
 
 def cmd_eval(args) -> int:
-    from .reference import evaluate_closed
+    from .exact import NotEvaluable, evaluate_exact
     cli = _cli()
     analysis = cli._load_checked(args.file)
     if analysis is None:
         return cli.EXIT_ERRORS
     names = [d.name for d in analysis.diagrams]
-    if args.diagram not in names:
-        raise cli.UsageError(f"no diagram `{args.diagram}` in {args.file}; it has {', '.join(names) or 'none'}")
-    diagram = analysis.diagram(args.diagram)
+    closed = [d.name for d in analysis.diagrams if d.is_closed]
+    name = args.diagram
+    if name is None:
+        if len(closed) != 1:
+            which = (f"its closed diagrams are {', '.join(closed)}" if closed else
+                     f"it has no closed diagram (its diagrams: {', '.join(names) or 'none'})")
+            raise cli.UsageError(f"{args.file}: name the diagram to evaluate with --diagram NAME; {which}")
+        name = closed[0]
+    if name not in names:
+        raise cli.UsageError(f"no diagram `{name}` in {args.file}; it has {', '.join(names) or 'none'}")
+    diagram = analysis.diagram(name)
     if not diagram.is_closed:
-        print(f"error: diagram `{args.diagram}` is open (it has inputs or outputs), so it is a map, not a number; "
-              f"`fusionc eval` needs a closed diagram\n  help: compile it with `fusionc compile` instead",
+        print(f"error: diagram `{name}` is open (it has inputs or outputs), so it is a map, not a number; "
+              f"`fusionc eval` needs a closed diagram\n  = help: compile it with `fusionc compile` instead",
               file=sys.stderr)
         return cli.EXIT_ERRORS
     try:
-        exact = evaluate_closed(diagram, exact=True)
-    except ValueError as exc:
+        exact = evaluate_exact(diagram)
+    except NotEvaluable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return cli.EXIT_ERRORS
-    print(f"{args.diagram} = {exact}")
-    print(f"{args.diagram} ~ {float(exact)!r}")
+    print(f"{name} = {exact}")
+    print(f"{name} ~ {float(exact)!r}")
     return cli.EXIT_OK
 
 
@@ -174,7 +182,8 @@ def _register(sub, add_common) -> None:
 
     p = sub.add_parser("eval", help="exact value of a closed diagram")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--diagram", required=True, metavar="NAME")
+    p.add_argument("--diagram", metavar="NAME",
+                   help="the closed diagram to evaluate (needed only when the file has several)")
     add_limits(p)
     p.set_defaults(func=cmd_eval)
 
