@@ -14,6 +14,7 @@ from pathlib import Path
 from . import __version__
 from .budget import Limits
 from .diagnostics import InternalError
+from .files import write_atomic
 from .frontend import Analysis, analyze_file
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -102,7 +103,10 @@ def cmd_fmt(args) -> int:
         elif args.stdout:
             sys.stdout.write(formatted)
         elif formatted != a.source:
-            Path(path).write_text(formatted, encoding="utf-8")
+            try:
+                write_atomic(path, formatted)
+            except OSError as exc:
+                raise UsageError(f"{path}: {exc.strerror or exc}") from None
             print(f"{path}: formatted", file=sys.stderr)
     return status
 

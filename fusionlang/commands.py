@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .files import write_atomic
 from .render import register_cli as _render
 
 
@@ -30,7 +31,7 @@ def cmd_compile(args) -> int:
         return cli.EXIT_ERRORS
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".py")
     try:
-        out.write_text(program.python, encoding="utf-8")
+        write_atomic(out, program.python)
     except OSError as exc:
         raise cli.UsageError(f"{out}: {exc.strerror or exc}") from None
     names = ", ".join(program.modules) or "no open diagrams"
