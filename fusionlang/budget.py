@@ -139,6 +139,11 @@ class Census:
 def fuse_census(group: Group, ins: list[Irreps], out: Irreps) -> Census:
     """Count fuse_paths' paths and work without enumerating: dynamic programming over the irrep
     reached after each input (left-deep trees), aggregated over every choice of input terms."""
+    return _census(group, tuple(ins), out)
+
+
+@lru_cache(maxsize=4096)
+def _census(group: Group, ins: tuple[Irreps, ...], out: Irreps) -> Census:
     counts = [_irrep_counts(w) for w in ins]
     out_counts = _irrep_counts(out)
     reached: list[dict[Irrep, int]] = [dict(counts[0])]

@@ -5,6 +5,8 @@ docs/diagnostics.md for every code.
 """
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 
 from .budget import MAX_FUSE_INPUTS, PLAN_BATCH, UNITS_PER_LABELING, Cost, Limits, fuse_census, vertex_cost
@@ -45,6 +47,12 @@ class _Usage:
     def __init__(self, limits: Limits):
         self.limits = limits
         self.weights = self.constants = self.literals = self.work = self.check_work = 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _paths(group, kind: str, ins: tuple, outs: tuple):
+    """paths.vertex_paths, once per distinct vertex (files repeat their blocks)."""
+    return vertex_paths(group, kind, list(ins), list(outs))
 
 
 def _product(values) -> int:
@@ -104,7 +112,7 @@ class _Checker:
         if data["kind"] == "fuse" and not self.fuse_bounds(ins, outs[0], span):
             return
         try:
-            paths = vertex_paths(g, data["kind"], ins, outs)
+            paths = _paths(g, data["kind"], tuple(ins), tuple(outs))
         except TooManyPaths:
             self.error("F054", f"this vertex has more than {MAX_PATHS:,} paths, the limit for one vertex", span,
                        "use fewer irreps per wire, or fuse in smaller steps")

@@ -70,3 +70,19 @@ def test_span_lines_agree_with_offsets():
                 continue
             line_start = sum(len(line) + 1 for line in text.split("\n")[:d.span.line - 1])
             assert line_start + d.span.column - 1 == d.span.start, (name, d)
+
+
+def test_line_numbers_cost_one_pass_however_many_comments(monkeypatch):
+    """Issue 10, item 13: offsets become line/column by bisection over the line starts, computed once
+    per parse, not by counting newlines from the start for every comment (quadratic: 100k comment
+    lines took two minutes).  The work is counted: characters scanned for newlines."""
+    from fusionlang import syntax
+    scanned = []
+    real = syntax._line_starts
+    monkeypatch.setattr(syntax, "_line_starts", lambda text: scanned.append(len(text)) or real(text))
+    for n in (100, 4000):
+        scanned.clear()
+        text = "group O3\n" + "# a comment line\n" * n + "let A = 0e\n"
+        program = syntax.parse(text)
+        assert len(program.comments) == n and program.comments[-1].span.line == n + 1
+        assert sum(scanned) <= 2 * len(text)
