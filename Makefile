@@ -32,6 +32,7 @@ gallery: install graphviz
 bench: install
 	$(PYTHON) benchmarks/bench_tensor_product.py
 	$(PYTHON) benchmarks/bench_operator.py
+	$(PYTHON) benchmarks/bench_graph.py
 	$(PYTHON) benchmarks/bench_compile.py
 	$(PYTHON) benchmarks/bench_coupling.py
 	$(PYTHON) benchmarks/bench_check.py

@@ -31,12 +31,14 @@ class CompiledProgram:
             return None
 
 
-def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "cheaper") -> CompiledProgram:
-    """form as in plan.plan_vertex: the planner's choice, or "operator" / "pairwise" forced."""
+def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "cheaper",
+                     graph_rewrites: bool = True) -> CompiledProgram:
+    """form as in plan.plan_vertex: the planner's choice, or "operator" / "pairwise" forced.
+    graph_rewrites=False plans graph diagrams vertex by vertex as written (plan.plan_graph)."""
     if not analysis.ok:
         raise FusionError([d for d in analysis.diagnostics if d.is_error], analysis.source)
     open_diagrams = [d for d in analysis.diagrams if not d.is_closed]
-    plans = {d.name: plan_diagram(d, batch, form) for d in open_diagrams}
+    plans = {d.name: plan_diagram(d, batch, form, graph=graph_rewrites) for d in open_diagrams}
     closed = [d.name for d in analysis.diagrams if d.is_closed]
     python = emit_module_source(list(plans.values()), Path(analysis.file).name, closed)
     namespace: dict = {"__name__": f"fusionlang_generated_{abs(hash(python)) % 10**8}"}

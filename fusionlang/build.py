@@ -75,7 +75,7 @@ def build_all(src: Path, out: Path, limits=None) -> int:
 
 
 def print_table(rows) -> None:
-    head = ("file", "diagram", "kind", "paths", "weights", "FLOPs (batch 1024)", "equivariance / value", "outputs")
+    head = ("file", "diagram", "kind", "paths", "weights", "FLOPs (batch or V 1024)", "equivariance / value", "outputs")
     widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
     line = "  ".join(h.ljust(w) for h, w in zip(head, widths))
     print(line)

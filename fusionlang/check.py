@@ -24,7 +24,7 @@ def weight_mode(data: dict, diagram: Diagram) -> str:
     """The effective weight mode of a vertex (LANGUAGE.md section 4 defaults)."""
     if data["kind"] == "linear":
         return "linear"
-    if data["kind"] == "split":
+    if data["kind"] in ("split", "gather", "scatter"):
         return "none"
     if data["weights"]:
         return data["weights"]
@@ -90,6 +90,8 @@ class _Checker:
             if all(w.resolved and w.producer is not None for w in wires):
                 self.vertex(node, data)
         self.dataflow()
+        if d.is_graph:
+            self.domains()
         self.unused()
         return self.diagnostics
 
@@ -100,6 +102,9 @@ class _Checker:
         ins = [d.irreps(w) for w in data["inputs"]]
         outs = [d.irreps(w) for w in data["outputs"]]
         span = data["call_span"]
+        if data["kind"] in ("gather", "scatter"):
+            self.moved_irreps(data, ins[0], outs[0], span)
+            return
         combinations = 1
         for w in ins + outs:
             combinations *= max(1, len(w))
@@ -119,6 +124,8 @@ class _Checker:
             return
         kind = data["kind"]
         errors_before = len(self.diagnostics)
+        if data.get("symmetric") and not self.symmetric_allowed(data):
+            return
         if kind == "linear":
             if self.linear(data, ins[0], outs[0], paths, span):
                 self.budget(data, ins, outs, paths, span)
@@ -151,10 +158,12 @@ class _Checker:
                 if missing:
                     self.error("F051", f"irreps {_sum(missing)} of `{w}` cannot be reached by this split", span,
                                f"remove {_sum(missing)} from `{w}`")
-        if self.multiplicities(data, ins, outs, paths, span) and kind == "fuse" \
-                and len(self.diagnostics) == errors_before:
-            self.default_mode(data, ins, outs, paths)
-            self.budget(data, ins, outs, paths, span)
+        if self.multiplicities(data, ins, outs, paths, span) and kind == "fuse":
+            if data.get("symmetric"):
+                self.symmetric_reachable(data, ins, outs[0], paths, span)
+            if len(self.diagnostics) == errors_before:
+                self.default_mode(data, ins, outs, paths)
+                self.budget(data, ins, outs, paths, span)
 
     # -- what a compile would allocate (budget.py) --------------------------------
 
@@ -278,6 +287,49 @@ class _Checker:
                 return False
         return True
 
+    def symmetric_allowed(self, data) -> bool:
+        """`symmetric` (LANGUAGE.md section 10): one wire read by every input, and uuu weights."""
+        first = data["inputs"][0]
+        for k, (name, arg_span) in enumerate(zip(data["inputs"], data["arg_spans"])):
+            if name != first:
+                self.error("F080", f"`symmetric` needs every input of the fuse to be the same wire, but input "
+                           f"{k + 1} is `{name}`, not `{first}`", arg_span,
+                           f"write `fuse({', '.join([first] * len(data['inputs']))})`, or remove `symmetric`: "
+                           "the inputs of a symmetric fuse are interchangeable")
+                self.diagnostics[-1].notes.append((f"the first input is `{first}`", data["arg_spans"][0]))
+                return False
+        mode = weight_mode(data, self.d)
+        if mode != "uuu":
+            how = f"`weights={mode}`" + (" (the default here)" if data["weights"] is None else "")
+            self.error("F081", f"`symmetric` needs `weights=uuu`, not {how}",
+                       data.get("symmetric_span") or data["call_span"],
+                       "write `[weights=uuu, symmetric]`: the symmetric basis replaces the per-channel weights "
+                       "of each complete path")
+            return False
+        return True
+
+    def symmetric_reachable(self, data, ins, out: Irreps, paths, span) -> None:
+        """An output irrep that the symmetric power Sym^n of one channel lacks gets only zero functions."""
+        from .symmetric import symmetric_basis
+        n = len(ins)
+        reached = {out[p.outs[0]].irrep for p in paths}     # the others have F051 already
+        missing = [t.irrep for t in out if t.irrep in reached
+                   and symmetric_basis(self.d.group_name, ins[0].irreps, n, t.irrep).rank == 0]
+        if missing:
+            missing = list(dict.fromkeys(missing))
+            self.error("F082", f"output irrep{'s' * (len(missing) > 1)} {_sum(missing)} of `{data['outputs'][0]}` "
+                       f"cannot be reached by a symmetric fuse: the symmetric power Sym^{n} of "
+                       f"({_sum(ins[0].irreps)}) has no {_sum(missing)}", span,
+                       f"remove {_sum(missing)} from `{data['outputs'][0]}`: with one wire on every input, each path "
+                       "into it gives the zero function")
+
+    def moved_irreps(self, data, src: Irreps, dst: Irreps, span) -> None:
+        """gather / scatter move values between nodes and edges: the irreps stay as they are."""
+        if src != dst:
+            op, (a,), (b,) = data["kind"], data["inputs"], data["outputs"]
+            self.error("F078", f"`{op}` keeps the irreps of `{a}` ({src}), but `{b}` is declared {dst}", span,
+                       f"declare `{b}` as {src}; to change irreps, use `linear` or `fuse` before or after the {op}")
+
     def fuse_reachable(self, ins: list[Irreps]) -> list:
         g = self.d.group
         acc = set(ins[0].irreps)
@@ -297,7 +349,7 @@ class _Checker:
             return False
         return True
 
-    def multiplicities(self, data, ins, outs, paths, span) -> None:
+    def multiplicities(self, data, ins, outs, paths, span) -> bool:
         mode = weight_mode(data, self.d)
         n = len(ins)
         for p in paths:
@@ -374,6 +426,59 @@ class _Checker:
             if data["kind"] == "split":
                 self.error("F039", "`split` is supported in closed diagrams only (in version 1)", data["call_span"],
                            "in an open diagram, couple with `fuse`; a split's two outputs are not independent values")
+
+    # -- graph diagrams (LANGUAGE.md section 9) -----------------------------------
+
+    def domains(self) -> None:
+        d = self.d
+        if d.is_closed:
+            where = next((w.domain_span for w in d.wires.values() if w.domain_span), None) or \
+                next((data["call_span"] for _, data in d.vertices() if data["kind"] in ("gather", "scatter")), None)
+            self.error("F077", "a closed diagram has no inputs, so it cannot live on a graph", where,
+                       "remove `per node` / `per edge`, gather and scatter; a graph diagram has inputs and outputs")
+            return
+        for name in d.inputs + d.outputs:
+            wire = d.wires[name]
+            if wire.declared_domain is None and wire.domain_span is None and wire.resolved:
+                place = "a node" if wire.domain == "node" else "an edge" if wire.domain == "edge" else "a node or an edge"
+                self.error("F074", f"`{name}` has no domain, but `{d.name}` is a graph diagram "
+                           "(it uses `per`, `gather` or `scatter`), where every input and output says where it lives",
+                           wire.span, f"write `{wire.kind} {name} : {wire.irreps} per "
+                           f"{wire.domain or 'node'}` ({place} wire)" if wire.domain
+                           else f"add `per node` or `per edge` after its irreps")
+        for node, data in d.vertices():
+            kind, span = data["kind"], data["call_span"]
+            wires = [d.wires[w] for w in data["inputs"]]
+            if kind in ("gather", "scatter"):
+                src = wires[0]
+                want, other = ("node", "edge") if kind == "gather" else ("edge", "node")
+                if src.domain == other:
+                    code = "F071" if kind == "gather" else "F072"
+                    help = (f"`{src.name}` already lives on the edges: read it directly, or sum it into the nodes "
+                            f"with `scatter({src.name}, receiver)`" if kind == "gather" else
+                            f"`{src.name}` already lives on the nodes: read it directly, or read it on the edges "
+                            f"with `gather({src.name}, sender)`")
+                    self.error(code, f"`{kind}` reads {want} wires, but `{src.name}` is per {other}",
+                               data["arg_spans"][0], help)
+                continue
+            known = [(w, s) for w, s in zip(wires, data["arg_spans"]) if w.domain is not None]
+            if len({w.domain for w, _ in known}) > 1:
+                # Blame the node wires: the usual intent is an edge vertex that reads a node's features.
+                node_wire, where = next((w, s) for w, s in known if w.domain == "node")
+                edges = next(w.name for w, _ in known if w.domain == "edge")
+                self.error("F070", f"`{kind}` reads `{node_wire.name}` per node and `{edges}` per edge: "
+                           "a vertex reads wires of one domain", where,
+                           f"read `{node_wire.name}` on the edges first: `wire {node_wire.name}_sender : "
+                           f"{node_wire.irreps} per edge = gather({node_wire.name}, sender)` (or `receiver`), "
+                           f"and use `{node_wire.name}_sender` here; or sum `{edges}` into the nodes with "
+                           f"`scatter({edges}, receiver)`")
+        for name, wire in d.wires.items():
+            if wire.declared_domain and wire.produced_domain and wire.declared_domain != wire.produced_domain:
+                data = d.graph.nodes[wire.producer]
+                why = {"gather": "`gather` produces an edge wire", "scatter": "`scatter` produces a node wire"}.get(
+                    data["kind"], f"`{data['kind']}` reads {wire.produced_domain} wires, so it produces one")
+                self.error("F073", f"`{name}` is declared per {wire.declared_domain}, but {why}", wire.domain_span,
+                           f"write `per {wire.produced_domain}`")
 
     def unused(self) -> None:
         d = self.d

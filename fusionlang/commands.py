@@ -44,24 +44,47 @@ def cmd_compile(args) -> int:
 def format_plan(program, verbose: bool = False) -> str:
     lines = []
     for name, plan in program.plans.items():
-        d = plan.diagram
-        lines.append(f"diagram {name} ({d.group_name}), batch {plan.batch}: {plan.n_paths} paths, "
+        d = plan.emitted
+        size = (f"graph diagram, V = {plan.nodes:,} nodes, E = {plan.edges:,} edges" if d.is_graph
+                else f"batch {plan.batch}")
+        lines.append(f"diagram {name} ({d.group_name}), {size}: {plan.n_paths} paths, "
                      f"{plan.weight_numel} weights")
+        for note in plan.rewrites:
+            lines.append(f"  rewrite: {note}")
         for step, v in enumerate(plan.vertices, 1):
-            ext = ", external" if v.external else ""
-            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({', '.join(v.inputs)}) [{v.mode}{ext}]  "
-                         f"(line {v.line})")
+            ext = (", external" if v.external else "") + (", symmetric" if v.symmetric_bases else "")
+            args = ", ".join(v.inputs + ([v.endpoint] if v.endpoint else []))
+            where = f", per {v.domain} ({v.rows:,} rows)" if v.domain else ""
+            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{v.mode}{ext}]  "
+                         f"(line {v.line}{where})")
+            if v.kind in ("gather", "scatter"):
+                writer = next((k for k, u in enumerate(plan.vertices, 1) if u.node == v.absorbed_by), None)
+                done = f"done by step {writer}" if v.absorbed else f"FLOPs {v.flops:,}, modelled cost {v.cost:,}"
+                lines.append(f"    {done}" if v.absorbed else f"    {done}, peak intermediate {_bytes(v.peak_bytes)}")
+                continue
+            if v.scatter_into:
+                lines.append(f"    writes `{v.scatter_into}` on the nodes directly"
+                             + (", weights applied there" if v.weights_on_nodes else ""))
             form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
                     else f"contractions {len(v.contractions)}")
-            lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, {form}, "
+            counts = f"paths {len(v.paths)}, weights {v.weight_numel}"
+            if v.symmetric_bases:   # LANGUAGE.md section 10: both weight counts
+                ranks = " + ".join(str(b.rank) for b in v.symmetric_bases)
+                counts = (f"symmetric basis {ranks} per channel (unreduced paths {v.unreduced_paths}), "
+                          f"weights {v.weight_numel} (unreduced uuu {v.unreduced_weight_numel})")
+            lines.append(f"    {counts}, {form}, "
                          f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,}), "
-                         f"modelled cost {v.cost:,} (naive {v.naive_cost:,})")
+                         f"modelled cost {v.cost:,} (naive {v.naive_cost:,}), peak intermediate "
+                         f"{_bytes(v.peak_bytes)}")
             if verbose:
                 for k in range(len(v.paths)):
                     from .emit_torch import _path_text
                     lines.append(f"      path {k}: {_path_text(d, v, k)}")
             for c in v.contractions:
                 order = " ; ".join(s.equation for s in c.steps)
+                if c.edge_steps:
+                    order = (" ; ".join(s.equation for s in c.edge_steps) + " ; sum into nodes ; "
+                             + " ; ".join(s.equation for s in c.node_steps))
                 terms = c.out_terms or (c.out_term,)
                 label = f"term{'s' * (len(terms) > 1)} {','.join(map(str, terms))}"
                 lines.append(f"      -> {label}: {len(c.paths)} path(s)  {c.equation}  order: {order}")
@@ -75,11 +98,22 @@ def format_plan(program, verbose: bool = False) -> str:
         gain = plan.naive_cost / plan.cost if plan.cost else float("nan")
         lines.append(f"  modelled cost {plan.cost:,} vs naive {plan.naive_cost:,} ({gain:.2f}x; "
                      "FLOPs plus memory written plus per-call overhead, see docs/planner.md)")
+        if d.is_graph:
+            from .plan import plan_diagram
+            written = plan_diagram(plan.diagram, plan.batch, graph=False)
+            lines.append(f"  the block vertex by vertex as written: modelled cost {written.cost:,} "
+                         f"({written.cost / plan.cost if plan.cost else float('nan'):.2f}x the plan), "
+                         f"largest step {_bytes(max((v.peak_bytes for v in written.vertices), default=0))} "
+                         f"vs {_bytes(max((v.peak_bytes for v in plan.vertices), default=0))}")
         lines.append("")
     closed = [d.name for d in program.analysis.diagrams if d.is_closed]
     if closed:
         lines.append(f"closed diagrams (no plan; see `fusionc eval`): {', '.join(closed)}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB" if n >= 2**10 else f"{n} B"
 
 
 def cmd_plan(args) -> int:

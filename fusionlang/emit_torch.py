@@ -16,6 +16,8 @@ from . import __version__
 from .plan import Contraction, Plan, VertexPlan
 
 RESERVED = {"self", "torch", "batch", "dtype", "_constant", "super"}
+# The calling convention of graph diagrams (LANGUAGE.md section 9) fixes these argument names.
+GRAPH_ARGUMENTS = ("edge_index", "num_nodes")
 
 
 class Namer:
@@ -41,16 +43,17 @@ class Namer:
         return f"{stem}_{k}"
 
 
-def _python_names(wires: list[str]) -> dict[str, str]:
-    """Wire -> Python variable: its own name unless that is a keyword or reserved; then a trailing _
-    (more if needed) that collides with no other wire."""
-    taken = {w for w in wires if Namer.safe(w) == w}
+def _python_names(wires: list[str], extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Wire -> Python variable: its own name unless that is a keyword or reserved (or in extra); then
+    a trailing _ (more if needed) that collides with no other wire."""
+    reserved = RESERVED | set(extra)
+    taken = {w for w in wires if Namer.safe(w) == w and w not in reserved}
     names = {}
     for w in wires:
         name = w
-        if Namer.safe(w) != w:
+        if Namer.safe(w) != w or w in reserved:
             name = w + "_"
-            while name in taken or name in RESERVED:
+            while name in taken or name in reserved:
                 name += "_"
             taken.add(name)
         names[w] = name
@@ -72,10 +75,12 @@ def _contiguous(index: np.ndarray) -> bool:
 class _ModuleWriter:
     def __init__(self, plan: Plan):
         self.plan = plan
-        d = plan.diagram
+        d = plan.emitted      # a graph diagram after the planner's rewrites; otherwise as written
         self.d = d
-        self.var = _python_names(list(d.wires))
-        self.namer = Namer(self.var.values())
+        extra = GRAPH_ARGUMENTS if d.is_graph else ()
+        self.var = _python_names(list(d.wires), extra)
+        self.namer = Namer(list(self.var.values()) + list(extra))
+        self.ends: dict[str, str] = {}      # graph diagrams: "sender" / "receiver" -> the index variable
         # External weights are `<out wire>_weights` unless that name is taken (then an _ is added).
         self.weight_args = {v.node: self.namer.fresh(f"{self.var[v.outputs[0]]}_weights", numbered=False)
                             for v in plan.vertices if v.external and v.weight_numel}
@@ -92,6 +97,8 @@ class _ModuleWriter:
         return Namer.safe(self.d.name)
 
     def write(self) -> str:
+        if self.d.is_graph:
+            return self.write_graph()
         d, plan = self.d, self.plan
         dims = {w: d.irreps(w).dim for w in d.wires}
         ext = [v for v in plan.vertices if v.external and v.weight_numel]
@@ -110,18 +117,71 @@ class _ModuleWriter:
         self.body.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
         return self.render_class(args)
 
+    def write_graph(self) -> str:
+        """forward(*inputs, *external_weights, edge_index[, *, num_nodes]) of LANGUAGE.md section 9: node
+        tensors [V, dim], edge tensors [E, dim], gather as index_select, scatter as index_add."""
+        d, plan = self.d, self.plan
+        ext = [v for v in plan.vertices if v.external and v.weight_numel]
+        node_inputs = [w for w in d.inputs if d.domain(w) == "node"]
+        uses_nodes = bool(node_inputs) or any(d.domain(w) == "node" for w in d.wires)
+        args = [self.var[w] for w in d.inputs] + [self.weights_arg(v) for v in ext] + ["edge_index"]
+        if not node_inputs and uses_nodes:
+            args += ["*", "num_nodes"]
+        num_edges = self.namer.fresh("num_edges", numbered=False)
+        rows = {"node": "num_nodes", "edge": num_edges}
+        self.body.append(f"dtype = {self.var[d.inputs[0]]}.dtype")
+        if node_inputs:
+            self.body.append(f"num_nodes = {self.var[node_inputs[0]]}.shape[0]")
+        self.body.append(f"_check_edge_index(edge_index, {'num_nodes' if uses_nodes else 'None'})")
+        self.body.append(f"{num_edges} = edge_index.shape[1]")
+        for w in d.inputs:
+            domain = d.domain(w)
+            self.body.append(f"_check_rows({w!r}, {self.var[w]}, {rows[domain]}, {d.irreps(w).dim}, {domain!r})")
+        for v in ext:
+            arg = self.weights_arg(v)
+            self.body.append(f"_check_rows({arg!r}, {arg}, {rows[v.domain]}, {v.weight_numel}, {v.domain!r})")
+            self.body.append(f"{arg} = {arg}.to(dtype)")
+        ends = self.ends
+        for end in ("sender", "receiver"):
+            if any(v.endpoint == end for v in plan.vertices):
+                ends[end] = self.namer.fresh(end, numbered=False)
+                self.body.append(f"{ends[end]} = edge_index[{0 if end == 'sender' else 1}]")
+        for v in plan.vertices:
+            if v.absorbed:
+                continue        # the fuse before it wrote into the nodes (plan.VertexPlan.scatter_into)
+            if v.kind == "gather":
+                self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = gather({v.inputs[0]}, {v.endpoint}): "
+                              f"each edge reads its {v.endpoint}'s row"]
+                self.body.append(f"{self.var[v.outputs[0]]} = {self.var[v.inputs[0]]}.index_select(0, {ends[v.endpoint]})")
+            elif v.kind == "scatter":
+                self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = scatter({v.inputs[0]}, {v.endpoint}): "
+                              f"each edge's row added into its {v.endpoint}"]
+                src = self.var[v.inputs[0]]
+                self.body.append(f"{self.var[v.outputs[0]]} = _scatter_add({src}, {ends[v.endpoint]}, num_nodes)")
+            else:
+                self.vertex(v)
+        outs = [self.var[w] for w in d.outputs]
+        self.body.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
+        return self.render_class(args)
+
     def weights_arg(self, v: VertexPlan) -> str:
         return self.weight_args[v.node]
 
     def render_class(self, args) -> str:
         d, plan = self.d, self.plan
         doc = [f'    """Diagram `{d.name}` (group {d.group_name}), compiled by fusionlang.', ""]
+        rows = {"node": "V", "edge": "E"}
         for kind, names in (("input", d.inputs), ("output", d.outputs)):
             for w in names:
-                doc.append(f"    {kind:<6} {w} : {d.irreps(w)}  (dim {d.irreps(w).dim})")
+                where = f" per {d.domain(w)}, [{rows[d.domain(w)]}, {d.irreps(w).dim}]" if d.is_graph else \
+                    f"  (dim {d.irreps(w).dim})"
+                doc.append(f"    {kind:<6} {w} : {d.irreps(w)}{where}")
         for v in plan.vertices:
             if v.external and v.weight_numel:
-                doc.append(f"    input  {self.weights_arg(v)} : [..., {v.weight_numel}] external weights")
+                lead = rows[v.domain] if d.is_graph else "..."
+                doc.append(f"    input  {self.weights_arg(v)} : [{lead}, {v.weight_numel}] external weights")
+        if d.is_graph:
+            doc.append("    input  edge_index : [2, E] integers, row 0 each edge's sender, row 1 its receiver")
         doc.append(f"    paths: {plan.n_paths}, internal weights: {plan.weight_numel}")
         doc.append('    """')
         lines = [f"class {self.class_name()}(torch.nn.Module):", *doc, "",
@@ -182,17 +242,25 @@ class _ModuleWriter:
 
     def vertex(self, v: VertexPlan) -> None:
         out = v.outputs[0]
-        opts = f" [weights={v.mode}{', external' if v.external else ''}]" if v.kind == "fuse" else \
-            (" [external]" if v.external else "")
+        opts = f" [weights={v.mode}{', external' if v.external else ''}{', symmetric' if v.symmetric_bases else ''}]" \
+            if v.kind == "fuse" else (" [external]" if v.external else "")
+        count = (f"{len(v.paths)} symmetric basis functions ({v.unreduced_paths} unreduced paths)" if v.symmetric_bases
+                 else f"{len(v.paths)} paths")
         self.body += ["", f"# line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: "
-                      f"{len(v.paths)} paths, " + (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
+                      f"{count}, " + (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
                                                     else f"{len(v.contractions)} contractions")]
+        for g in self.plan.vertices:      # gathers and scatters this vertex performs (plan.plan_graph)
+            if g.absorbed_by == v.node:
+                self.body.append(f"# and {g.outputs[0]} = {g.kind}({g.inputs[0]}, {g.endpoint}) with it: "
+                                 + ("the transposed terms are gathered" if g.kind == "gather" else
+                                    "the results are added into the nodes" + (", the weights applied there"
+                                                                              if v.weights_on_nodes else "")))
         weights = None
         if v.weight_numel:
             if v.external:
                 weights = self.weights_arg(v)
             else:
-                pname = self.namer.fresh(f"{self.var[out]}_weight", numbered=False)
+                pname = self.namer.fresh(f"{self.var[v.weight_owner or out]}_weight", numbered=False)
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
                 weights = self.namer.fresh("w")
                 self.body.append(f"{weights} = self.{pname}.to(dtype)")
@@ -201,7 +269,7 @@ class _ModuleWriter:
             return
         partial: dict[int, list[str]] = {}
         for c in v.contractions:
-            result = self.contraction(v, c, weights)
+            result = self.split_contraction(v, c, weights) if v.weights_on_nodes else self.contraction(v, c, weights)
             if not c.out_terms:
                 partial.setdefault(c.out_term, []).append(result)
                 continue
@@ -214,7 +282,17 @@ class _ModuleWriter:
             terms = partial[term_index]
             expr = " + ".join(terms)
             pieces.append(f"({expr}).reshape(-1, {term.dim})" if len(terms) > 1 else f"{expr}.reshape(-1, {term.dim})")
-        self._assign_output(self.var[out], pieces)
+        if v.weights_on_nodes:
+            self._assign_output(self.var[v.scatter_into], pieces)
+        elif v.scatter_into:
+            # Each output term is added into the nodes on its own: the edge message is never assembled.
+            end = self.ends[self._absorbed_scatter(v).endpoint]
+            self._assign_output(self.var[v.scatter_into], [f"_scatter_add({p}, {end}, num_nodes)" for p in pieces])
+        else:
+            self._assign_output(self.var[out], pieces)
+
+    def _absorbed_scatter(self, v: VertexPlan) -> VertexPlan:
+        return next(s for s in self.plan.vertices if s.kind == "scatter" and s.outputs[0] == v.scatter_into)
 
     def _assign_output(self, out: str, pieces: list[str]) -> None:
         if len(pieces) == 1:
@@ -230,9 +308,13 @@ class _ModuleWriter:
         out, x, y = self.var[v.outputs[0]], self.var[v.inputs[0]], self.var[v.inputs[1]]
         # Terms and output rows are cut with split, not slices: a slice's gradient is a zero tensor
         # of the whole input plus a copy, split's is one concatenation.
-        x_terms = self.wire_terms(v.inputs[0])
+        x_terms = self.wire_terms(v.gathered_from or v.inputs[0])
+        if v.gathered_from:     # plan.VertexPlan.gathered_from: transpose on the nodes, then gather
+            gather = next(g for g in self.plan.vertices if g.absorbed_by == v.node and g.kind == "gather")
+            end = self.ends[gather.endpoint]
         transposed: dict[int, str] = {}
         acc: dict[int, str] = {}
+        external_parts = None
         for blk in v.operator_blocks:
             og = v.output_groups[blk.group]
             rows, q = blk.operator.shape[1:]
@@ -240,20 +322,26 @@ class _ModuleWriter:
             if blk.term not in transposed:   # [z, i, u]: channels innermost
                 xt = self.namer.fresh(f"{x}_t")
                 view = x_terms[blk.term]
-                self.body.append(f"{xt} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
-                                 else f"{xt} = {view}.reshape(-1, 1, {u})")
+                node_t = self.namer.fresh(f"{self.var[v.gathered_from]}_t") if v.gathered_from else xt
+                self.body.append(f"{node_t} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
+                                 else f"{node_t} = {view}.reshape(-1, 1, {u})")
+                if v.gathered_from:
+                    self.body.append(f"{xt} = {node_t}.index_select(0, {end})")
                 transposed[blk.term] = xt
             xt = transposed[blk.term]
             op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q))
             z = self.namer.fresh(f"{out}_z")
             self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
-            sel = self.weight_selection(out, blk.weight_index)
             n = len(blk.paths)
             xw = self.namer.fresh(f"{out}_xw")
+            if v.mode == "uvu" and v.external and external_parts is None:
+                external_parts = self._external_parts(v, weights)
+            sel = None if external_parts else self.weight_selection(out, blk.weight_index)
             if v.mode == "uvu":
                 # Shared weights are expanded over the components (a view) so that their gradient is a
                 # sum over the batch axis alone: summing over batch and components at once is slow.
-                w = f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})" if v.external else \
+                w = (f"{external_parts[blk.term, blk.group]}.reshape(-1, {n}, 1, {u})" if external_parts else
+                     f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})") if v.external else \
                     f"{weights}[{sel}].reshape({n}, 1, {u})" + (f".expand({n}, {d}, {u})" if d > 1 else "")
                 self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
             else:
@@ -265,12 +353,37 @@ class _ModuleWriter:
             else:
                 acc[blk.group] = self.namer.fresh(f"{out}_acc")
                 self.body.append(f"{acc[blk.group]} = torch.bmm({z}, {xw})  # {paths}")
+        if v.scatter_into:
+            # The accumulators [E, rows, channels] are added into the nodes as they are; the
+            # transposes and the concatenation below then run on V rows instead of E.
+            end = self.ends[self._absorbed_scatter(v).endpoint]
+            for g in list(acc):
+                summed = self.namer.fresh(f"{self.var[v.scatter_into]}_acc")
+                self.body.append(f"{summed} = _scatter_add({acc[g]}, {end}, num_nodes)")
+                acc[g] = summed
+            out = self.var[v.scatter_into]
         rows: dict[int, str] = {}
         for g, og in enumerate(v.output_groups):
             sizes = [b - a for a, b in zip(og.offsets, og.offsets[1:])]
             rows.update(zip(og.terms, self._split(acc[g], sizes, 1, f"{out}_rows")))
         self._assign_output(out, [f"{rows[k]}.transpose(1, 2).reshape(-1, {term.dim})"
                                   for k, term in enumerate(v.out_irreps)])
+
+    def _external_parts(self, v: VertexPlan, weights: str) -> dict:
+        """Per-row weights cut into the operator blocks' pieces with one split, where the blocks'
+        weights are consecutive runs that tile the row in order (else {}): the gradient of a split
+        is one concatenation, that of each slice a zero tensor of the whole row plus a copy."""
+        runs = []
+        for blk in v.operator_blocks:
+            idx = blk.weight_index.reshape(-1)
+            if not _contiguous(idx):
+                return {}
+            runs.append((int(idx[0]), int(idx[-1]) + 1, (blk.term, blk.group)))
+        runs.sort()
+        if runs[0][0] != 0 or runs[-1][1] != v.weight_numel or any(a[1] != b[0] for a, b in zip(runs, runs[1:])):
+            return {}
+        names = self._split(weights, [end - start for start, end, _ in runs], 1, f"{weights}_part")
+        return {key: name for (_, _, key), name in zip(runs, names)}
 
     def _split(self, tensor: str, sizes: list[int], dim: int, stem: str) -> list[str]:
         """Names for tensor.split(sizes, dim) (the tensor itself when there is one piece)."""
@@ -279,6 +392,51 @@ class _ModuleWriter:
         names = [self.namer.fresh(stem) for _ in sizes]
         self.body.append(f"{', '.join(names)} = {tensor}.split({tuple(sizes)!r}, dim={dim})")
         return names
+
+    def split_contraction(self, v: VertexPlan, c: Contraction, weights: str) -> str:
+        """A contraction cut before its shared weights (plan.VertexPlan.weights_on_nodes): the part
+        without weights on the edges, its result added into the nodes, the weights applied there."""
+        d, out = self.d, self.var[v.outputs[0]]
+        operands = [self.segment(s, d.irreps(s.wire)) for s in c.segments]
+        operands.append(self.buffer(f"{out}_cg", c.constant) + ".to(dtype)")
+        edge_part = self.namer.fresh(f"{out}_edges")
+        self.body.append(f"{edge_part} = {self._replay(c.edge_steps, operands)}")
+        width = int(np.prod(c.edge_shape))
+        summed = self.namer.fresh(f"{self.var[v.scatter_into]}_sum")
+        end = self.ends[self._absorbed_scatter(v).endpoint]
+        shape = ", ".join(str(n) for n in c.edge_shape)
+        self.body.append(f"{summed} = _scatter_add({edge_part}.reshape(-1, {width}), {end}, num_nodes)"
+                         f".reshape(-1, {shape})")
+        node_operands = [summed, f"{weights}[{self.weight_selection(out, c.weight_index)}]"
+                         f".reshape({', '.join(str(n) for n in c.weight_shape)})"]
+        if c.scatter is not None:
+            node_operands.append(self.buffer(f"{out}_scatter", c.scatter) + ".to(dtype)")
+        result = self._replay(c.node_steps, node_operands)
+        name = self.namer.fresh(f"{self.var[v.scatter_into]}_part")
+        paths = ", ".join(_path_text(d, v, k) for k in c.paths[:4]) + (" ..." if len(c.paths) > 4 else "")
+        self.body.append(f"{name} = {result}  # {paths}")
+        return name
+
+    def _replay(self, steps, operands: list[str]) -> str:
+        """The planner's pairwise order: each step pops its operands and appends its result; the
+        intermediates get names (shared with any earlier equal expression), the last is returned."""
+        names = list(operands)
+        result = None
+        for k, step in enumerate(steps):
+            args = [names[i] for i in step.positions]
+            for i in sorted(step.positions, reverse=True):
+                names.pop(i)
+            expr = _step_expression(step, args)
+            if k == len(steps) - 1:
+                result = expr
+            elif expr in self.step_vars:
+                names.append(self.step_vars[expr])
+            else:
+                tmp = self.namer.fresh("t")
+                self.body.append(f"{tmp} = {expr}")
+                self.step_vars[expr] = tmp
+                names.append(tmp)
+        return result
 
     def contraction(self, v: VertexPlan, c: Contraction, weights: str | None) -> str:
         d = self.d
@@ -297,23 +455,7 @@ class _ModuleWriter:
                 operands.append(f"{weights}[{sel}].reshape({shape})")
         if c.scatter is not None:
             operands.append(self.buffer(f"{self.var[v.outputs[0]]}_scatter", c.scatter) + ".to(dtype)")
-        # Replay the planner's pairwise order: each step pops its operands and appends the result.
-        names = list(operands)
-        result = None
-        for k, step in enumerate(c.steps):
-            args = [names[i] for i in step.positions]
-            for i in sorted(step.positions, reverse=True):
-                names.pop(i)
-            expr = _step_expression(step, args)
-            if k == len(c.steps) - 1:
-                result = expr
-            elif expr in self.step_vars:
-                names.append(self.step_vars[expr])
-            else:
-                tmp = self.namer.fresh("t")
-                self.body.append(f"{tmp} = {expr}")
-                self.step_vars[expr] = tmp
-                names.append(tmp)
+        result = self._replay(c.steps, operands)
         if scale is not None and scale != 1.0:
             result = f"{result} * {scale!r}"
         name = self.namer.fresh(f"{self.var[v.outputs[0]]}_part")
@@ -386,19 +528,31 @@ def _path_text(d, v: VertexPlan, k: int) -> str:
     p = v.paths[k]
     ins = " x ".join(str(d.irreps(w)[t].irrep) for w, t in zip(v.inputs, p.ins))
     inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
+    if v.symmetric_bases:   # a basis function on the sorted terms: its index among the output term's
+        inner = f" (symmetric {sum(1 for q in v.paths[:k] if q.outs == p.outs)})"
     return f"{ins}{inner} -> {d.irreps(v.outputs[0])[p.outs[0]].irrep}"
 
 
 def forward_argument_names(plan: Plan) -> list[str]:
-    """The generated forward's parameters: inputs in declaration order, then external weights."""
+    """The generated forward's parameters: inputs in declaration order, then external weights; for a
+    graph diagram then edge_index, and num_nodes (keyword-only) where no input lives on the nodes."""
     writer = _ModuleWriter(plan)
-    return [writer.var[w] for w in plan.diagram.inputs] + \
+    names = [writer.var[w] for w in plan.diagram.inputs] + \
         [writer.weights_arg(v) for v in plan.vertices if v.external and v.weight_numel]
+    d = plan.diagram
+    if d.is_graph:
+        names.append("edge_index")
+        if not any(d.domain(w) == "node" for w in d.inputs) and any(d.domain(w) == "node" for w in d.wires):
+            names.append("num_nodes")
+    return names
 
 
 def internal_weight_name(plan: Plan, vertex: VertexPlan) -> str:
-    """The parameter holding a vertex's internal weights: `<out wire>_weight`."""
-    return f"{_python_names(list(plan.diagram.wires))[vertex.outputs[0]]}_weight"
+    """The parameter holding a vertex's internal weights: `<out wire>_weight` (for a vertex the
+    planner moved, the wire it wrote in the diagram as written)."""
+    d = plan.emitted
+    names = _python_names(list(d.wires), GRAPH_ARGUMENTS if d.is_graph else ())
+    return f"{names[vertex.weight_owner or vertex.outputs[0]]}_weight"
 
 
 HELPERS = '''
@@ -411,13 +565,47 @@ def _constant(shape, flat_indices, values):
 '''
 
 
+GRAPH_HELPERS = '''
+
+def _check_edge_index(edge_index, num_nodes):
+    """edge_index must be [2, E] integers naming nodes 0..V-1.  The range is checked on the CPU in eager
+    mode only: elsewhere it would cost a device sync, and compiled graphs cannot branch on data."""
+    if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        got = list(edge_index.shape) if isinstance(edge_index, torch.Tensor) else type(edge_index).__name__
+        raise ValueError(f"edge_index must be a [2, E] tensor (row 0 the senders, row 1 the receivers); got {got}")
+    if edge_index.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"edge_index must hold integers (torch.long or torch.int32); got {edge_index.dtype}")
+    if not torch.compiler.is_compiling() and edge_index.device.type == "cpu" and edge_index.numel() > 0:
+        low, high = (int(v) for v in torch.aminmax(edge_index))
+        if low < 0 or (num_nodes is not None and high >= num_nodes):
+            raise IndexError(f"edge_index names node {low if low < 0 else high}, but the nodes are "
+                             f"0 to {num_nodes - 1} (V = {num_nodes})" if num_nodes is not None else
+                             f"edge_index names node {low}; node numbers start at 0")
+
+
+def _scatter_add(values, index, num_nodes):
+    """Row e of values added into row index[e] of a [num_nodes, ...] tensor of zeros."""
+    return values.new_zeros((num_nodes,) + tuple(values.shape[1:])).index_add(0, index, values)
+
+
+def _check_rows(name, tensor, rows, dim, domain):
+    """A node tensor is [V, dim], an edge tensor [E, dim] (E = edge_index.shape[1])."""
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2 or tensor.shape[0] != rows \
+            or tensor.shape[1] != dim:
+        got = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        size = "V" if domain == "node" else "E"
+        raise ValueError(f"{name} is per {domain}: expected a [{size} = {rows}, {dim}] tensor, got {got}")
+'''
+
+
 def emit_module_source(plans: list[Plan], source_name: str, closed: list[str] = ()) -> str:
     header = [f"# Code generated by fusionlang {__version__} from {source_name}. DO NOT EDIT.",
               f'"""PyTorch modules for the diagrams of {source_name}."""']
     if closed:
         header.append(f"# Closed diagrams (numbers, not modules; see `fusionc eval`): {', '.join(closed)}")
     header.append("import torch")
-    parts = ["\n".join(header) + "\n" + HELPERS]
+    helpers = HELPERS + (GRAPH_HELPERS if any(p.diagram.is_graph for p in plans) else "")
+    parts = ["\n".join(header) + "\n" + helpers]
     names = []
     for plan in plans:
         writer = _ModuleWriter(plan)

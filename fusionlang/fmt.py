@@ -37,6 +37,8 @@ def format_call(call: Call) -> str:
 def format_stmt(stmt) -> str:
     if isinstance(stmt, Decl):
         head = f"{stmt.kind} {stmt.name.name} : {format_irreps(stmt.irreps)}"
+        if stmt.domain is not None:
+            head += f" per {stmt.domain.name}"
         return head + (f" = {format_call(stmt.call)}" if stmt.call else "")
     assert isinstance(stmt, Assign)
     names = ", ".join(t.name for t in stmt.targets)

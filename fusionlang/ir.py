@@ -6,12 +6,15 @@ graph attributes
     name      diagram name              group    "O3" | "SO3" | "SU2"
     inputs    in-wire names, in order   outputs  out-wire names, in order
     wires     {name: Wire}              span     the diagram's Span
+    graph     True for a graph diagram (a wire declared `per node` / `per edge`, or a gather / scatter);
+              each Wire then has a domain, "node" or "edge" (LANGUAGE.md section 9)
 nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
-    "v<k>"                              kind "fuse" | "split" | "linear", index (written order), inputs,
-                                        outputs (wire names, in argument order), weights, external,
-                                        span (the statement), call_span, options_span,
-                                        arg_spans / target_spans (one Span per input / output name)
+    "v<k>"                              kind "fuse" | "split" | "linear" | "gather" | "scatter", index (written
+                                        order), inputs, outputs (wire names, in argument order), weights,
+                                        external, symmetric (and symmetric_span), span (the statement), call_span, options_span,
+                                        arg_spans / target_spans (one Span per input / output name);
+                                        gather / scatter also endpoint ("sender" | "receiver"), endpoint_span
 edges  producer -> reader, one per read (key "<wire>@<port>")
     wire, irreps, src_port (index among the producer's outputs), dst_port (argument index)
 
@@ -28,8 +31,8 @@ import networkx as nx
 
 from .diagnostics import Diagnostic, Span
 from .groups import GROUPS, MAX_MULTIPLICITY, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
-from .syntax import (OPERATIONS, Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef, Paren, Program,
-                     Sh, suggest)
+from .syntax import (DOMAINS, ENDPOINTS, OPERATIONS, Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef,
+                     Paren, Program, Sh, suggest)
 
 MAX_WIRE_DIM = 1 << 20          # components of one wire (mul x dim summed)
 MAX_TERMS = 4096                # terms in one irreps expression after expansion
@@ -51,6 +54,13 @@ class Wire:
     # graph: follow-on diagnostics (never read, never produced) are then suppressed.
     read_by_invalid: bool = False
     produced_by_invalid: bool = False
+    # Graph diagrams: the domain written after `per` (and where), and the domain the wire has:
+    # the producer's for a produced wire (gather -> edge, scatter -> node, otherwise its inputs'),
+    # the declared one where the producer gives none.  None outside graph diagrams.
+    declared_domain: str | None = None
+    domain_span: Span | None = None
+    domain: str | None = None
+    produced_domain: str | None = None    # what the producer gives (None: an input, or inputs that disagree)
 
 
 class Diagram:
@@ -66,6 +76,11 @@ class Diagram:
     outputs = property(lambda self: self.graph.graph["outputs"])
     wires = property(lambda self: self.graph.graph["wires"])
     span = property(lambda self: self.graph.graph["span"])
+    is_graph = property(lambda self: self.graph.graph.get("graph", False))
+
+    def domain(self, wire: str) -> str | None:
+        """"node", "edge", or None (not a graph diagram, or a wire whose domain is in error)."""
+        return self.wires[wire].domain
 
     @property
     def is_closed(self) -> bool:
@@ -89,7 +104,7 @@ class Diagram:
                         "end_line": value.end_line, "end_column": value.end_column}
             if isinstance(value, Wire):
                 return {"kind": value.kind, "irreps": str(value.irreps), "span": plain(value.span),
-                        "producer": value.producer, "readers": value.readers}
+                        "producer": value.producer, "readers": value.readers, "domain": value.domain}
             if isinstance(value, dict):
                 return {k: plain(v) for k, v in value.items()}
             if isinstance(value, (list, tuple)):
@@ -234,6 +249,16 @@ class _Lowering:
                     continue
                 wires[name] = Wire(name, stmt.kind, irreps if irreps is not None else Irreps(), stmt.name.span,
                                    resolved=irreps is not None)
+                if stmt.domain is not None:
+                    wires[name].domain_span = stmt.domain.span
+                    if stmt.domain.name in DOMAINS:
+                        wires[name].declared_domain = stmt.domain.name
+                    else:
+                        close = suggest(stmt.domain.name, DOMAINS)
+                        self.error("F076", f"unknown domain `{_clip(stmt.domain.name)}`: a wire lives `per node` "
+                                   "or `per edge`", stmt.domain.span,
+                                   f"did you mean `per {close}`?" if close else "write `per node` or `per edge`")
+                        g.graph["graph"] = True
                 if stmt.kind == "in":
                     g.graph["inputs"].append(name)
                     g.add_node(f"in:{name}", kind="input", wire=name, irreps=wires[name].irreps, span=stmt.span)
@@ -302,6 +327,7 @@ class _Lowering:
                            f"add a vertex such as `{name} = fuse(a, b)`")
         for node, data in g.nodes(data=True):
             data.pop("arg_idents", None)
+        _infer_domains(g)
         return Diagram(g)
 
     @staticmethod
@@ -314,18 +340,34 @@ class _Lowering:
         if op not in OPERATIONS:
             close = suggest(op, OPERATIONS)
             self.error("F041", f"unknown operation `{op}`", call.op.span,
-                       f"did you mean `{close}`?" if close else "the operations are fuse, split and linear")
+                       f"did you mean `{close}`?" if close else "the operations are fuse, split, linear, gather and scatter")
             return None
         n_in, n_out = len(call.args), len(targets)
         arity = {"fuse": (n_in >= 2 and n_out == 1, "`t = fuse(a, b, ...)`: two or more inputs, one output"),
                  "split": (n_in == 1 and n_out == 2, "`(a, b) = split(t)`: one input, two outputs"),
-                 "linear": (n_in == 1 and n_out == 1, "`y = linear(x)`: one input, one output")}[op]
+                 "linear": (n_in == 1 and n_out == 1, "`y = linear(x)`: one input, one output"),
+                 "gather": (n_in == 2 and n_out == 1, "`e = gather(x, sender)`: a node wire and `sender` or "
+                            "`receiver`, one output"),
+                 "scatter": (n_in == 2 and n_out == 1, "`x = scatter(m, receiver)`: an edge wire and `receiver` or "
+                             "`sender`, one output")}[op]
         if not arity[0]:
             self.error("F040", f"`{op}` takes {arity[1].split(':', 1)[1].strip()}; here it has "
                        f"{n_in} input{'s' * (n_in != 1)} and {n_out} output{'s' * (n_out != 1)}", call.span,
                        f"write {arity[1].split(':')[0]}")
             return None
         ok = True
+        args, endpoint = list(call.args), {}
+        if op in ("gather", "scatter"):
+            # The second argument names an end of each edge, not a wire.
+            end = args.pop()
+            endpoint = {"endpoint": end.name, "endpoint_span": end.span}
+            if end.name not in ENDPOINTS:
+                close = suggest(end.name, ENDPOINTS)
+                self.error("F075", f"`{op}`'s second argument is the end of each edge, `sender` or `receiver`; "
+                           f"here it is `{_clip(end.name)}`", end.span,
+                           f"did you mean `{close}`?" if close else
+                           f"write `{op}({args[0].name}, sender)` or `{op}({args[0].name}, receiver)`")
+                ok = False
         for target in targets:
             wire = wires.get(target.name)
             if wire is None:
@@ -341,7 +383,7 @@ class _Lowering:
                            "every wire has exactly one producer: rename one of the outputs")
                 self.diagnostics[-1].notes.append(("first produced here", wires[target.name].produced_span))
                 ok = False
-        for arg in call.args:
+        for arg in args:
             if arg.name not in wires:
                 ok = False
                 if arg.name in self.assigned or arg.name in self.unknown_reported:
@@ -357,13 +399,14 @@ class _Lowering:
         for target in targets:
             wires[target.name].producer = node
             wires[target.name].produced_span = target.span
-        return dict(kind=op, inputs=[a.name for a in call.args], outputs=[t.name for t in targets],
-                    arg_idents=list(call.args), arg_spans=[a.span for a in call.args],
-                    target_spans=[t.span for t in targets], **options)
+        return dict(kind=op, inputs=[a.name for a in args], outputs=[t.name for t in targets],
+                    arg_idents=args, arg_spans=[a.span for a in args],
+                    target_spans=[t.span for t in targets], **options, **endpoint)
 
     def options(self, call, op) -> dict | None:
         seen: dict[str, object] = {}
         ok = True
+        symmetric_span = None
         for opt in call.options:
             key = opt.key.name
             if key in seen:
@@ -381,21 +424,34 @@ class _Lowering:
                 elif op != "fuse":
                     self.error("F043", f"`{op}` takes no `weights=` option", opt.span,
                                "linear always mixes channels with a full matrix; split is a pure coupling"
-                               if op == "linear" else "split is a pure coupling: remove the option")
+                               if op == "linear" else f"{op} is a pure coupling: remove the option" if op == "split"
+                               else f"{op} only moves values between nodes and edges: remove the option")
                     ok = False
                 seen[key] = value
             elif key == "external":
                 if opt.value is not None:
                     self.error("F042", "`external` takes no value", opt.span, "write `external` alone")
                     ok = False
-                elif op == "split":
-                    self.error("F043", "`split` has no weights to make external", opt.span, "remove the option")
+                elif op in ("split", "gather", "scatter"):
+                    self.error("F043", f"`{op}` has no weights to make external", opt.span, "remove the option")
                     ok = False
                 seen[key] = True
+            elif key == "symmetric":
+                # LANGUAGE.md section 10; check.py decides whether the vertex allows it.
+                if opt.value is not None:
+                    self.error("F042", "`symmetric` takes no value", opt.span, "write `symmetric` alone")
+                    ok = False
+                elif op != "fuse":
+                    self.error("F043", f"`{op}` cannot be `symmetric`", opt.span,
+                               "`symmetric` applies to a `fuse` of one wire with itself: remove the option")
+                    ok = False
+                seen[key] = True
+                symmetric_span = opt.span
             else:
-                close = suggest(key, ("weights", "external"))
+                close = suggest(key, ("weights", "external", "symmetric"))
                 self.error("F042", f"unknown option `{key}`", opt.key.span,
-                           f"did you mean `{close}`?" if close else "the options are `weights=MODE` and `external`")
+                           f"did you mean `{close}`?" if close else
+                           "the options are `weights=MODE`, `external` and `symmetric`")
                 ok = False
         if not ok:
             return None
@@ -403,7 +459,41 @@ class _Lowering:
             self.error("F043", "`external` weights with `weights=none`: there are no weights", call.span,
                        "choose a weight mode such as `weights=uvu`, or drop `external`")
             return None
-        return {"weights": seen.get("weights"), "external": bool(seen.get("external")), "options_span": call.span}
+        return {"weights": seen.get("weights"), "external": bool(seen.get("external")),
+                "symmetric": bool(seen.get("symmetric")), "symmetric_span": symmetric_span, "options_span": call.span}
+
+
+def _infer_domains(g: nx.MultiDiGraph) -> None:
+    """Give every wire of a graph diagram its domain (LANGUAGE.md section 9): inputs as declared,
+    a gather's output per edge, a scatter's per node, any other vertex's output that of its inputs
+    when they agree (check.py reports where they do not).  Where the producer decides nothing, the
+    declared domain stands.  A pure function of the graph; cycles (an error) end after one sweep each."""
+    wires: dict[str, Wire] = g.graph["wires"]
+    vertices = sorted(((n, d) for n, d in g.nodes(data=True) if d["kind"] in OPERATIONS), key=lambda nd: nd[1]["index"])
+    graph = g.graph.get("graph", False) or any(w.declared_domain for w in wires.values()) \
+        or any(d["kind"] in ("gather", "scatter") for _, d in vertices)
+    g.graph["graph"] = graph
+    if not graph:
+        return
+    for wire in wires.values():
+        wire.domain = wire.declared_domain
+    for _ in range(len(vertices) + 1):        # a fixpoint in at most one sweep per vertex
+        changed = False
+        for node, data in vertices:
+            if data["kind"] == "gather":
+                out = "edge"
+            elif data["kind"] == "scatter":
+                out = "node"
+            else:
+                seen = {wires[w].domain for w in data["inputs"]} - {None}
+                out = seen.pop() if len(seen) == 1 else None
+            for w in data["outputs"]:
+                if wires[w].produced_domain != out:
+                    wires[w].produced_domain = out
+                    wires[w].domain = out if out is not None else wires[w].declared_domain
+                    changed = True
+        if not changed:
+            break
 
 
 def lower(program: Program, file: str = "<input>") -> tuple[list[Diagram], list[Diagnostic]]:
@@ -414,3 +504,40 @@ def lower(program: Program, file: str = "<input>") -> tuple[list[Diagram], list[
 
 def _clip(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def rebuild(diagram: Diagram, vertices: list[dict], new_wires: list[Wire] = ()) -> Diagram:
+    """An equivalent diagram with other vertices (the planner's rewrites, e.g. a `linear` moved across
+    a `gather`): vertices are node-data dicts (kind, inputs, outputs, ... as lowering makes them), in
+    evaluation order; new_wires are the internal wires they introduce.  Inputs, outputs and every
+    other wire keep their names and irreps; producers, readers and edges are derived afresh."""
+    g = nx.MultiDiGraph(**{k: v for k, v in diagram.graph.graph.items() if k != "wires"})
+    wires: dict[str, Wire] = {}
+    for name, w in list(diagram.wires.items()) + [(w.name, w) for w in new_wires]:
+        wires[name] = Wire(name, w.kind, w.irreps, w.span, resolved=w.resolved, declared_domain=w.declared_domain,
+                           domain_span=w.domain_span, domain=w.domain, produced_domain=w.produced_domain)
+    g.graph["wires"] = wires
+    for node, data in diagram.graph.nodes(data=True):
+        if data["kind"] in ("input", "output"):
+            g.add_node(node, **data)
+            if data["kind"] == "input":
+                wires[data["wire"]].producer = node
+    for index, data in enumerate(vertices):
+        node = f"v{index}"
+        g.add_node(node, **dict(data, index=index))
+        for w in data["outputs"]:
+            wires[w].producer = node
+    for node, data in list(g.nodes(data=True)):
+        if data["kind"] not in OPERATIONS:
+            continue
+        for port, arg in enumerate(data["inputs"]):
+            wire = wires[arg]
+            wire.readers.append(node)
+            src_port = g.nodes[wire.producer].get("outputs", [arg]).index(arg)
+            g.add_edge(wire.producer, node, key=f"{arg}@{port}", wire=arg, irreps=wire.irreps,
+                       src_port=src_port, dst_port=port)
+    for name in g.graph["outputs"]:
+        wire = wires[name]
+        g.add_edge(wire.producer, f"out:{name}", key=f"{name}@0", wire=name, irreps=wire.irreps,
+                   src_port=g.nodes[wire.producer].get("outputs", [name]).index(name), dst_port=0)
+    return Diagram(g)

@@ -34,6 +34,9 @@ from .ir import Diagram
 from .paths import Path, vertex_paths
 
 PLAN_BATCH = 1024     # the batch size the contraction order is optimised for
+# Graph diagrams are planned for V = batch nodes and E = EDGES_PER_NODE * V edges (a molecule with a
+# 5 A cutoff has about 20 to 40 neighbours per atom).
+EDGES_PER_NODE = 20
 # What one more kernel call costs, in GEMM FLOPs, when choosing how to batch paths: about
 # 5 microseconds of eager dispatch (Python, permutes, allocation) on a 2-core CPU.
 OP_OVERHEAD_FLOPS = 300_000
@@ -98,6 +101,14 @@ class Contraction:
     scatter: np.ndarray | None = None
     written: int = 0                       # elements of all intermediates and the result
     cost: int = 0                          # the cost model's estimate (contract_order.py)
+    # Graph diagrams, weights applied after the scatter (VertexPlan.weights_on_nodes): the equation is
+    # cut in two, the part without the weights on the edges and the rest on the nodes, where
+    # node_equation's first operand is the edge part's result summed into the nodes.
+    edge_equation: str | None = None
+    edge_steps: list[Step] = field(default_factory=list)
+    edge_shape: tuple[int, ...] = ()       # the edge part's result without its row axis
+    node_equation: str | None = None
+    node_steps: list[Step] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -155,10 +166,38 @@ class VertexPlan:
     # Set instead of contractions when the operator form (OperatorBlock) is the cheaper plan.
     operator_blocks: list[OperatorBlock] = field(default_factory=list)
     output_groups: list[OutputGroup] = field(default_factory=list)
+    # A symmetric fuse (LANGUAGE.md section 10): `paths` are then its basis functions, one symmetric.py
+    # basis per output term; the unreduced uuu vertex's counts are kept for `fusionc plan`.
+    symmetric_bases: list = field(default_factory=list)
+    unreduced_paths: int = 0
+    unreduced_weight_numel: int = 0
+    # Graph diagrams: the domain the vertex runs on ("node" | "edge"; for gather / scatter that of its
+    # output), the rows it was planned for, and for gather / scatter the end of the edges it uses.
+    domain: str | None = None
+    rows: int = 0
+    endpoint: str | None = None
+    # The wire whose name the internal weights take (`<wire>_weight`): the output, except for a vertex
+    # the planner moved (a linear across a gather or scatter), which keeps its written name.
+    weight_owner: str = ""
+    # Graph planning (plan_graph): a fuse whose only reader is a scatter writes the scatter's node
+    # wire itself (scatter_into), its partial results added into the nodes without the edge message
+    # being assembled; with weights_on_nodes the shared weights are applied after that sum, on V rows
+    # instead of E.  An operator-form fuse whose first input is only a gather's result reads the node
+    # wire itself (gathered_from), transposed on the nodes and gathered term by term.  The gather or
+    # scatter such a fuse performs is absorbed_by it (its node id) and emits nothing itself.
+    scatter_into: str | None = None
+    gathered_from: str | None = None
+    absorbed_by: str | None = None
+    weights_on_nodes: bool = False
+    peak_bytes: int = 0        # estimate: the step's largest transient plus its result (float32)
 
     @property
     def weight_numel(self) -> int:
         return sum(_numel(s) for s in self.weight_shapes)
+
+    @property
+    def absorbed(self) -> bool:
+        return self.absorbed_by is not None
 
 
 @dataclass
@@ -166,6 +205,17 @@ class Plan:
     diagram: Diagram
     vertices: list[VertexPlan]
     batch: int
+    nodes: int = 0        # graph diagrams: the V and E planned for
+    edges: int = 0
+    # Graph diagrams: the equivalent diagram the vertices belong to after the planner's rewrites
+    # (None: the diagram as written), and what was rewritten, in words.
+    rewritten: Diagram | None = None
+    rewrites: list[str] = field(default_factory=list)
+
+    @property
+    def emitted(self) -> Diagram:
+        """The diagram the vertices plan: the rewritten one, or the diagram as written."""
+        return self.rewritten or self.diagram
 
     flops = property(lambda self: sum(v.flops for v in self.vertices))
     naive_flops = property(lambda self: sum(v.naive_flops for v in self.vertices))
@@ -277,16 +327,27 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     outs = [diagram.irreps(w) for w in data["outputs"]]
     paths = vertex_paths(group, kind, ins, outs)
     line = data["span"].line if data.get("span") else 0
+    if kind in ("gather", "scatter"):
+        # A row copy (gather) or a row sum (scatter) of the whole wire: no paths, no weights.
+        plan = VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], [], [], [], False, [],
+                          0, 0, line, endpoint=data["endpoint"], weight_owner=data["outputs"][0])
+        plan.flops = plan.naive_flops = outs[0].dim * batch if kind == "scatter" else 0
+        plan.cost = plan.naive_cost = move_cost(kind, batch, outs[0].dim)
+        return plan
     if kind == "split":
         # Only in closed diagrams (check.py), which the reference evaluator handles; no kernel.
         return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], None, paths,
-                          [1.0] * len(paths), [], False, [], 0, 0, line)
+                          [1.0] * len(paths), [], False, [], 0, 0, line, weight_owner=data["outputs"][0])
 
     def in_muls_of(p: Path) -> list[int]:
         return [ins[r][t].mul for r, t in enumerate(p.ins)]
 
     coeffs = coefficients(mode, kind, paths, in_muls_of)
     shapes = [path_weight_shape(mode, in_muls_of(p), outs[0][p.outs[0]].mul) for p in paths]
+    tensors, bases, unreduced = None, [], (0, 0)
+    if data.get("symmetric"):
+        unreduced = (len(paths), sum(_numel(s) for s in shapes))
+        bases, paths, coeffs, shapes, tensors = symmetric_paths(diagram.group_name, ins, outs[0])
     offsets = list(np.cumsum([0] + [_numel(s) for s in shapes]))
     best = None
     # Batch paths by runs of equal multiplicity or term by term, input by input: the cheapest wins.
@@ -297,7 +358,7 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     for by_term, across in itertools.product(list(choices), shared_outputs):
         segs = [segments(w, irreps, t) for w, irreps, t in zip(data["inputs"], ins, by_term)]
         contractions = _group_contractions(group, kind, mode, ins, outs[0], segs, paths, coeffs, shapes,
-                                           offsets, data["external"], batch, across)
+                                           offsets, data["external"], batch, across, tensors)
         cost = sum(c.cost + OP_OVERHEAD_FLOPS * len(c.steps) for c in contractions)
         if best is None or cost < best[0]:
             best = (cost, contractions)
@@ -313,7 +374,30 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks)
     return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
                       data["external"], contractions, flops, sum(f for f, _ in naive), line,
-                      cost, sum(c for _, c in naive), blocks, groups)
+                      cost, sum(c for _, c in naive), blocks, groups,
+                      weight_owner=data.get("weight_owner", data["outputs"][0]),
+                      symmetric_bases=bases, unreduced_paths=unreduced[0], unreduced_weight_numel=unreduced[1])
+
+
+def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
+    """A symmetric fuse as a uuu fuse over its basis functions (fusionlang/symmetric.py): one pseudo-path
+    per (output term, basis vector), reading the sorted input terms of its multiset, with the basis
+    block (normalisation folded in) as its coupling tensor.  Only sorted term choices are evaluated:
+    for MACE's product basis 20 of the 64 ordered ones, with 20 weights per channel instead of 74.
+
+    Weights: for each output term in written order, [rank, mul] (basis vector outer, channel inner).
+    Returns (bases, paths, coefficients, weight shapes, tensors)."""
+    from .symmetric import vertex_bases
+    bases = vertex_bases(group_name, ins[0], len(ins), out)
+    paths, coeffs, shapes, tensors = [], [], [], []
+    for c, (term, basis) in enumerate(zip(out, bases)):
+        norm = 1.0 / math.sqrt(len(basis.paths))     # uuu's normalisation of the unreduced paths
+        for terms, block in zip(basis.terms, basis.blocks):
+            paths.append(Path(terms, (c,)))
+            coeffs.append(norm)
+            shapes.append((term.mul,))
+            tensors.append(block * norm)
+    return bases, paths, coeffs, shapes, tensors
 
 
 def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
@@ -383,7 +467,9 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
 
 
 def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes, offsets, external, batch,
-                        across_outputs=False):
+                        across_outputs=False, tensors=None):
+    """tensors: the paths' coupling tensors with normalisation folded in, where they are not the
+    trees' (symmetric_paths); None computes them from the paths."""
     groups: dict[tuple, list[int]] = {}
     for k, p in enumerate(paths):
         key = (-1 if across_outputs else p.outs[0], tuple(segment_of(segs[r], t).index for r, t in enumerate(p.ins)))
@@ -394,7 +480,8 @@ def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes
         build = _shared_contraction if across_outputs else _contraction
         c = build(group, kind, mode, ins, out, chosen, out_term, [paths[k] for k in members],
                   [coeffs[k] for k in members], [shapes[k] for k in members],
-                  [offsets[k] for k in members], external, batch)
+                  [offsets[k] for k in members], external, batch,
+                  None if tensors is None else [tensors[k] for k in members])
         c.paths = members
         contractions.append(c)
     return contractions
@@ -404,7 +491,8 @@ def _channel_letters(mode: str, n: int) -> list[str]:
     return ["a"] * n if mode == "uuu" else [_CHANNEL_LETTERS[r] for r in range(n)]
 
 
-def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch):
+def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch,
+                 tensors=None):
     n = len(segs)
     d_out = out[out_term].irrep.dim
     if kind == "linear":
@@ -423,7 +511,7 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
     K = np.zeros(tuple(s.dim for s in segs) + (P, d_out))
     for q, (p, c) in enumerate(zip(paths, coeffs)):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
-        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c
+        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c if tensors is None else tensors[q]
         where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
                       for r, s in enumerate(segs))
         K[where + (q, slice(None))] += block
@@ -448,7 +536,8 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
     return Contraction(out_term, segs, eq, K, index, weight_shape, steps, flops, written=written, cost=cost)
 
 
-def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch):
+def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch,
+                        tensors=None):
     """uvu / uuu paths of one segment choice into all their output terms:
 
         out[z, a, O] = x_1[z,a,i] x_2[z,b,j] ... K[i,j,..,Q] W[a,b,..,Q] S[Q,O]
@@ -466,12 +555,13 @@ def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, sha
     chan_shape = tuple(s.mul for s in segs) if mode == "uvu" else (segs[0].mul,)
     W_index = np.zeros(chan_shape + (Q,), dtype=np.int64)
     q = 0
-    for p, c, off in zip(paths, coeffs, offsets):
+    for k, (p, c, off) in enumerate(zip(paths, coeffs, offsets)):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
         d_o = out[p.outs[0]].irrep.dim
         where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
                       for r, s in enumerate(segs))
-        K[where + (slice(q, q + d_o),)] += coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c
+        K[where + (slice(q, q + d_o),)] += \
+            coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c if tensors is None else tensors[k]
         base = term_offsets[terms.index(p.outs[0])]
         S[np.arange(q, q + d_o), base + np.arange(d_o)] = 1.0
         W_index[..., q:q + d_o] = (off + np.arange(math.prod(chan_shape)).reshape(chan_shape))[..., None]
@@ -511,10 +601,264 @@ def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> 
     return _naive_cost(eq, shapes)
 
 
-def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper") -> Plan:
-    """Plan every vertex of a checked open diagram, in an order where inputs come first."""
-    order = _topological_vertices(diagram)
-    return Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
+def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper", graph: bool = True) -> Plan:
+    """Plan every vertex of a checked open diagram, in an order where inputs come first.
+
+    A graph diagram is planned as a whole (plan_graph) for V = batch nodes and E = EDGES_PER_NODE *
+    batch edges; graph=False plans it vertex by vertex as written (for comparisons and tests)."""
+    if not diagram.is_graph:
+        order = _topological_vertices(diagram)
+        plan = Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
+    else:
+        plan = plan_graph(diagram, batch, form, rewrite=graph)
+    for v in plan.vertices:
+        v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch, plan.nodes)
+    return plan
+
+
+# ----------------------------------------------------------------------------- graph diagrams
+
+# The cost of moving one element between nodes and edges, in GEMM FLOPs (contract_order.py's units):
+# a gather is an indexed copy; a scatter reads each edge row and adds it into a node row (random
+# access on both sides), after zeroing the V rows.
+GATHER_WEIGHT = COPY_WEIGHT
+SCATTER_WEIGHT = 2 * COPY_WEIGHT
+
+
+def move_cost(kind: str, edges: int, dim: int, nodes: int | None = None) -> int:
+    """Modelled cost of a gather or scatter of a [*, dim] wire over `edges` edges."""
+    if kind == "gather":
+        return GATHER_WEIGHT * edges * dim + OP_OVERHEAD_FLOPS
+    nodes = edges // EDGES_PER_NODE if nodes is None else nodes
+    return SCATTER_WEIGHT * edges * dim + WRITE_WEIGHT * nodes * dim + OP_OVERHEAD_FLOPS
+
+
+def plan_graph(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper", rewrite: bool = True) -> Plan:
+    """The whole message-passing block at once.  With rewrite, equivalent cheaper orders are taken:
+
+    - a `linear` with shared weights commutes with gather and scatter (it mixes channels; they move
+      rows), so one that reads a gathered wire runs on the V node rows before the gather, and one
+      whose result is only scattered runs after the scatter, where the cost model says so;
+    - a fuse whose result only feeds a scatter adds its partial results straight into the nodes
+      (the [E, dim] edge message is never assembled), and, where its weights are shared and that is
+      cheaper, contracts the weights after the sum, on V rows.
+    """
+    rows = {"node": batch, "edge": EDGES_PER_NODE * batch}
+    rewrites: list[str] = []
+    emitted = _move_linears(diagram, rows, form, rewrites) if rewrite else diagram
+    vertices = []
+    for n in _topological_vertices(emitted):
+        data = emitted.graph.nodes[n]
+        domain = emitted.domain(data["outputs"][0])
+        # gather runs once per edge; scatter adds once per edge, too.
+        moved = data["kind"] in ("gather", "scatter")
+        v = plan_vertex(emitted, n, data, rows["edge"] if moved else rows[domain], form)
+        if data["kind"] == "scatter":
+            v.cost = move_cost("scatter", rows["edge"], v.out_irreps.dim, rows["node"])
+        v.domain, v.rows = domain, rows[domain]
+        vertices.append(v)
+    plan = Plan(diagram, vertices, batch, rows["node"], rows["edge"], emitted if emitted is not diagram else None,
+                rewrites)
+    if rewrite:
+        _fuse_scatters(plan, rows, form)
+        _fuse_gathers(plan)
+    return plan
+
+
+def _fresh_wire(wires, stem: str) -> str:
+    name, k = stem, 2
+    while name in wires:
+        name, k = f"{stem}{k}", k + 1
+    return name
+
+
+def _move_linears(diagram: Diagram, rows: dict, form: str, rewrites: list[str]) -> Diagram:
+    """Move internal-weight `linear`s from the edges to the nodes across gathers and scatters while
+    the cost model says it is cheaper; returns the rewritten diagram (or the diagram itself)."""
+    from .ir import Wire, rebuild
+    current = diagram
+    for _ in range(4 * len(diagram.vertices()) + 1):       # each move lowers the cost: this ends
+        order = [current.graph.nodes[n] for n in _topological_vertices(current)]
+        producer = {w: d for d in order for w in d["outputs"]}
+        readers: dict[str, list[dict]] = {}
+        for d in order:
+            for w in d["inputs"]:
+                readers.setdefault(w, []).append(d)
+        E, V = rows["edge"], rows["node"]
+        change = None
+        for lin in order:
+            if lin["kind"] != "linear" or lin["external"] or current.domain(lin["outputs"][0]) != "edge":
+                continue
+            (src,), (dst,) = lin["inputs"], lin["outputs"]
+            dim_src, dim_dst = current.irreps(src).dim, current.irreps(dst).dim
+            on_edges = plan_vertex(current, "", lin, E, form).cost
+            on_nodes = plan_vertex(current, "", lin, V, form).cost
+            owner = lin.get("weight_owner", dst)
+            gather = producer.get(src)
+            if gather is not None and gather["kind"] == "gather":
+                others = [r for r in readers[src] if r is not lin]
+                old = on_edges + move_cost("gather", E, dim_src)
+                new = on_nodes + move_cost("gather", E, dim_dst) + (move_cost("gather", E, dim_src) if others else 0)
+                if new < old:
+                    (node_src,) = gather["inputs"]
+                    name = _fresh_wire(current.wires, f"{dst}_node")
+                    wire = Wire(name, "wire", current.irreps(dst), None, domain="node", produced_domain="node")
+                    moved = dict(lin, inputs=[node_src], outputs=[name], arg_spans=[None], target_spans=[None],
+                                 weight_owner=owner)
+                    regather = dict(gather, inputs=[name], outputs=[dst], span=lin["span"])
+                    keep = [d for d in order if d is not lin and (d is not gather or others)]
+                    at = keep.index(gather) + 1 if others else order.index(gather)
+                    change = (keep[:at] + [moved, regather] + keep[at:], [wire],
+                              f"line {lin['span'].line}: `{dst} = linear({src})` runs on the nodes before "
+                              f"`gather({node_src}, {gather['endpoint']})` (V rows instead of E)")
+                    break
+            after = readers.get(dst, [])
+            if len(after) == 1 and after[0]["kind"] == "scatter" and dst not in current.outputs:
+                scatter = after[0]
+                old = on_edges + move_cost("scatter", E, dim_dst, V)
+                new = move_cost("scatter", E, dim_src, V) + on_nodes
+                if new < old:
+                    (out,) = scatter["outputs"]
+                    name = _fresh_wire(current.wires, f"{src}_sum")
+                    wire = Wire(name, "wire", current.irreps(src), None, domain="node", produced_domain="node")
+                    summed = dict(scatter, inputs=[src], outputs=[name])
+                    moved = dict(lin, inputs=[name], outputs=[out], arg_spans=[None], target_spans=[None],
+                                 weight_owner=owner)
+                    keep = [d for d in order if d is not lin and d is not scatter]
+                    at = order.index(lin)
+                    keep = keep[:at] + [summed, moved] + keep[at:]
+                    change = (keep, [wire], f"line {lin['span'].line}: `{dst} = linear({src})` runs on the nodes "
+                              f"after `scatter(..., {scatter['endpoint']})` (V rows instead of E)")
+                    break
+        if change is None:
+            return current
+        vertices, new_wires, note = change
+        current = rebuild(current, vertices, new_wires)
+        rewrites.append(note)
+    return current
+
+
+def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
+    """A fuse whose result is read only by a scatter writes into the nodes directly (see plan_graph);
+    shared weights move after the sum where the cost model says so."""
+    d = plan.emitted
+    by_output = {v.outputs[0]: v for v in plan.vertices}
+    readers: dict[str, list[VertexPlan]] = {}
+    for v in plan.vertices:
+        for w in v.inputs:
+            readers.setdefault(w, []).append(v)
+    E, V = rows["edge"], rows["node"]
+    for s in plan.vertices:
+        if s.kind != "scatter":
+            continue
+        (m,) = s.inputs
+        f = by_output.get(m)
+        if f is None or f.kind != "fuse" or len(readers.get(m, [])) != 1 or m in d.outputs:
+            continue
+        f.scatter_into, s.absorbed_by = s.outputs[0], f.node
+        plan.rewrites.append(f"line {f.line}: `{m} = fuse(...)` adds its results into `{s.outputs[0]}` on the "
+                             f"nodes (the [E, {d.irreps(m).dim}] edge message is not assembled)")
+        # The gain: no assembled edge message (a concatenation of E x dim) before the scatter.
+        s.cost = move_cost("scatter", E, d.irreps(m).dim, V) - COPY_WEIGHT * E * d.irreps(m).dim
+        if f.external or f.mode not in ("uvw", "uvu", "uuu"):
+            continue
+        split = _weights_on_nodes(d, f, E, V)
+        # The split plan is pairwise: against an operator-form plan, compare as plan_vertex does.
+        current = f.cost * (OPERATOR_COST_SCALE if f.operator_blocks else 1) + s.cost
+        if split is not None and split[0] < current:
+            cost, contractions, scatter_cost = split
+            f.contractions, f.operator_blocks, f.output_groups = contractions, [], []
+            f.cost, f.weights_on_nodes = cost - scatter_cost, True
+            f.flops = sum(c.flops for c in contractions)
+            s.cost = scatter_cost
+            plan.rewrites.append(f"line {f.line}: the shared weights of `{m}` are applied after the sum, "
+                                 f"on the nodes (V rows instead of E)")
+
+
+def _fuse_gathers(plan: Plan) -> None:
+    """An operator-form fuse transposes its first input term by term ([E, u, d] -> [E, d, u]); where that
+    input is a gather's result read by nothing else, the transposes run on the node wire (V rows)
+    and the transposed terms are gathered instead (see VertexPlan.gathered_from)."""
+    d = plan.emitted
+    by_output = {v.outputs[0]: v for v in plan.vertices}
+    reads: dict[str, int] = {}
+    for v in plan.vertices:
+        for w in v.inputs:
+            reads[w] = reads.get(w, 0) + 1
+    for f in plan.vertices:
+        if f.kind != "fuse" or not f.operator_blocks:
+            continue
+        x = f.inputs[0]
+        g = by_output.get(x)
+        if g is None or g.kind != "gather" or reads.get(x) != 1 or x in d.outputs:
+            continue
+        f.gathered_from, g.absorbed_by = g.inputs[0], f.node
+        g.cost = 0      # the fuse's gathers of the transposed terms move the same elements
+        plan.rewrites.append(f"line {f.line}: `{x} = gather({g.inputs[0]}, {g.endpoint})` is done term by term "
+                             f"on `{g.inputs[0]}` transposed on the nodes (for the operator form of line {f.line})")
+
+
+def _weights_on_nodes(d: Diagram, f: VertexPlan, E: int, V: int):
+    """(total cost, contractions, scatter cost) of f's pairwise plan cut before its weights: the part
+    without weights on E rows, its result scattered, the weights contracted on V rows."""
+    pairwise = plan_vertex(d, f.node, d.graph.nodes[f.node], E, "pairwise")
+    total, scatter = 0, 0
+    for c in pairwise.contractions:
+        lhs, out = c.equation.split("->")
+        subs = lhs.split(",")
+        n = len(c.segments)
+        edge_subs, node_subs = subs[:n + 1], subs[n + 1:]          # x..., K | W (, S)
+        later = set("".join(node_subs) + out)
+        kept = "".join(ch for ch in dict.fromkeys("".join(edge_subs)) if ch in later)
+        if kept[0] != "z":
+            kept = "z" + kept.replace("z", "")
+        sizes = {}
+        for sub, shape in zip(subs, _operand_shapes(c, E)):
+            sizes.update(zip(sub, shape))
+        edge_shape = tuple(sizes[ch] for ch in kept[1:])
+        edge_eq = ",".join(edge_subs) + "->" + kept
+        node_eq = ",".join([kept] + node_subs) + "->" + out
+        e_steps, e_flops, _, e_cost = order_for(edge_eq, _operand_shapes(c, E)[:n + 1])
+        n_steps, n_flops, _, n_cost = order_for(node_eq, [(V,) + edge_shape] + _operand_shapes(c, V)[n + 1:])
+        width = math.prod(edge_shape)
+        c.edge_equation, c.edge_steps, c.edge_shape = edge_eq, e_steps, edge_shape
+        c.node_equation, c.node_steps = node_eq, n_steps
+        c.flops = e_flops + n_flops
+        part_scatter = move_cost("scatter", E, width, V)
+        scatter += part_scatter
+        total += e_cost + n_cost + part_scatter + OP_OVERHEAD_FLOPS * (len(e_steps) + len(n_steps))
+    return total, pairwise.contractions, scatter
+
+
+def _operand_shapes(c: Contraction, rows: int) -> list[tuple[int, ...]]:
+    """The shapes of a fuse contraction's operands (x..., K, W with internal weights, S), for `rows` rows."""
+    shapes = [(rows, s.mul, s.dim) for s in c.segments] + [tuple(np.shape(c.constant))]
+    if c.weight_shape is not None:
+        shapes.append(tuple(c.weight_shape))
+    if c.scatter is not None:
+        shapes.append(tuple(c.scatter.shape))
+    return shapes
+
+
+def _peak_bytes(d: Diagram, v: VertexPlan, rows: int, nodes: int = 0) -> int:
+    """An estimate of the bytes a step holds at its peak, in float32: its result plus its largest
+    intermediate (each contraction's steps, or each operator block's Z, xw and accumulator).
+    A gather or scatter another step performs holds nothing of its own."""
+    if v.absorbed:
+        return 0
+    out = (nodes if v.scatter_into else rows) * (v.out_irreps.dim if v.out_irreps is not None else 0)
+    transient = 0
+    for c in v.contractions:
+        sizes = [s.written for s in (c.edge_steps or c.steps)] + [s.written for s in c.node_steps]
+        transient = max(transient, max(sizes, default=0))
+        if c.edge_steps:      # the edge part's result, summed into V rows
+            transient = max(transient, (v.rows or rows) * math.prod(c.edge_shape))
+    for b in v.operator_blocks:
+        rows_b, q = b.operator.shape[1:]
+        transient = max(transient, rows * (rows_b * q + q * (b.mul if v.mode == "uvu" else v.output_groups[b.group].mul)))
+    if v.operator_blocks:
+        transient += sum(rows * og.offsets[-1] * og.mul for og in v.output_groups)
+    return 4 * (out + transient)
 
 
 def _topological_vertices(diagram: Diagram) -> list[str]:

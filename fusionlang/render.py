@@ -20,6 +20,13 @@ The visual legend (docs/rendering.md):
   a vertex has several arguments a small number at the arrow head gives the
   argument position.
 - With ``plan_steps`` every vertex carries a red ``step k`` badge.
+- Graph diagrams (LANGUAGE.md section 9): the node part sits in a blue box
+  labelled ``per node (V rows)``, the edge part in an orange box labelled
+  ``per edge (E rows)``, and node wires are drawn blue, edge wires orange.
+  ``gather`` is a teal trapezium widening from the nodes to the edges
+  (``gather`` / ``at sender``), ``scatter`` a teal trapezium narrowing from the
+  edges to the nodes (``scatter Σ`` / ``into receiver``); both sit between the
+  two boxes.
 """
 from __future__ import annotations
 
@@ -49,7 +56,13 @@ _STYLE = {
     "split": 'shape=triangle, style="filled", fillcolor="#b4a7d6", color="#674ea7", margin="0.02"',
     "linear": 'shape=box, style="filled,rounded", fillcolor="#eeeeee", color="#666666"',
     "external": 'shape=note, style="dashed", color="#999999", fontcolor="#555555", fontsize=10',
+    "gather": 'shape=trapezium, style="filled", fillcolor="#a2c4c9", color="#134f5c", margin="0.04"',
+    "scatter": 'shape=invtrapezium, style="filled", fillcolor="#a2c4c9", color="#134f5c", margin="0.04"',
 }
+# Graph diagrams: wire colours and the boxes around each domain.
+_DOMAIN_WIRE = {"node": '#3d85c6', "edge": '#e69138'}
+_DOMAIN_BOX = {"node": ('per node (V rows)', '#eef4fb', '#9fc5e8'),
+               "edge": ('per edge (E rows)', '#fdf3e7', '#f9cb9c')}
 
 
 class RenderError(Exception):
@@ -115,7 +128,11 @@ def _vertex_label(data: dict, diagram) -> str:
     kind = data["kind"]
     mode = weight_mode(data, diagram)
     if kind == "fuse":
-        text = f"<b>fuse</b><br/>{_h(mode)}"
+        text = f"<b>fuse</b><br/>{_h(mode)}" + ("<br/><i>symmetric</i>" if data.get("symmetric") else "")
+    elif kind == "gather":
+        text = f"<b>gather</b><br/>at {_h(data['endpoint'])}"
+    elif kind == "scatter":
+        text = f"<b>scatter &#931;</b><br/>into {_h(data['endpoint'])}"
     elif kind == "split":
         text = "<b>split</b>"
     else:
@@ -241,7 +258,37 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
             attrs.append("labeldistance=1.6")
         if closed:
             attrs.append('color="#444444"')
+        domain = diagram.wires[data["wire"]].domain if diagram.is_graph else None
+        if domain:
+            attrs.append(f'color="{_DOMAIN_WIRE[domain]}", penwidth=1.4')
         add(f"{pid(src)} -> {pid(dst)} [{', '.join(attrs)}];")
+    if diagram.is_graph:
+        lines += _domain_boxes(diagram, prefix, indent)
+    return lines
+
+
+def _domain_boxes(diagram, prefix: str, indent: str) -> list[str]:
+    """One box per domain around its terminals and vertices (gather and scatter stay between them)."""
+    members: dict[str, list[str]] = {"node": [], "edge": []}
+    for name in diagram.inputs:
+        members.setdefault(diagram.domain(name), []).append(f"in:{name}")
+    for node, data in diagram.vertices():
+        if data["kind"] not in ("gather", "scatter"):
+            # External weights have one row per node or edge of the vertex's domain: inside its box.
+            members.setdefault(diagram.domain(data["outputs"][0]), []).extend(
+                [node] + (["ext:" + node] if data.get("external") else []))
+    for name in diagram.outputs:
+        members.setdefault(diagram.domain(name), []).append(f"out:{name}")
+    lines = []
+    for domain in ("node", "edge"):
+        if not members.get(domain):
+            continue
+        label, fill, border = _DOMAIN_BOX[domain]
+        lines.append(indent + f"subgraph {_q('cluster_' + prefix + domain)} {{")
+        lines.append(indent + f'    label=<<font point-size="10" color="{_DOMAIN_WIRE[domain]}"><b>{label}</b></font>>; '
+                     f'style="filled,rounded"; fillcolor="{fill}"; color="{border}";')
+        lines.append(indent + "    " + " ".join(_q(prefix + n) for n in members[domain]) + ";")
+        lines.append(indent + "}")
     return lines
 
 
@@ -254,7 +301,7 @@ _HEADER = [
 
 def _title(diagram) -> str:
     kind = "closed network" if _is_closed(diagram) else \
-        f"{len(diagram.inputs)} in, {len(diagram.outputs)} out"
+        f"{'graph diagram, ' if diagram.is_graph else ''}{len(diagram.inputs)} in, {len(diagram.outputs)} out"
     return f"<<b>{_h(diagram.name)}</b>  <font point-size=\"10\">({_h(diagram.group_name)}; {kind})</font>>"
 
 

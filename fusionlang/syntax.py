@@ -18,8 +18,11 @@ import lark
 from .diagnostics import Diagnostic, Span, span_field
 from .groups import MAX_MULTIPLICITY
 
-KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire", "fuse", "split", "linear", "sh")
-OPERATIONS = ("fuse", "split", "linear")
+KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire", "fuse", "split", "linear", "sh",
+            "per", "gather", "scatter")
+OPERATIONS = ("fuse", "split", "linear", "gather", "scatter")
+DOMAINS = ("node", "edge")               # `per node` / `per edge` (graph diagrams, LANGUAGE.md section 9)
+ENDPOINTS = ("sender", "receiver")       # gather(x, sender) / scatter(m, receiver)
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 MAX_NESTING = 32
 MAX_NAME_LENGTH = 128
@@ -94,6 +97,7 @@ class Decl:              # in / out / wire, the last possibly with `= call`
     name: Ident
     irreps: IrrepsExpr
     call: Call | None = None
+    domain: Ident | None = None      # `per node` / `per edge`: the name after `per`
     span: Span = span_field()
 
 
@@ -288,7 +292,7 @@ _TOKEN_WORDS = {
     "LPAR": "`(`", "RPAR": "`)`", "LBRACE": "`{`", "RBRACE": "`}`", "LSQB": "`[`", "RSQB": "`]`",
     "COMMA": "`,`", "EQUAL": "`=`", "COLON": "`:`", "PLUS": "`+`", "NAME": "a name", "LABEL": "an irrep label",
     "MULX": "a multiplicity such as `16x`", "FUSE": "`fuse`", "SPLIT": "`split`", "LINEAR": "`linear`",
-    "SH": "`sh`", "$END": "the end of the file",
+    "SH": "`sh`", "PER": "`per`", "GATHER": "`gather`", "SCATTER": "`scatter`", "$END": "the end of the file",
 }
 
 
@@ -509,8 +513,11 @@ class _Builder:
         kind = tree.data
         if kind in ("in_decl", "out_decl", "wire_decl"):
             name, irreps, *rest = tree.children
+            domain = None
+            if rest and rest[0].data == "domain":
+                domain = self.ident(rest.pop(0).children[0], keyword_ok=True)
             call = self.call(rest[0]) if rest else None
-            return Decl(kind[:-5], self.ident(name), self.irreps(irreps), call, _span_of(tree))
+            return Decl(kind[:-5], self.ident(name), self.irreps(irreps), call, domain, _span_of(tree))
         targets_tree, call = tree.children
         targets = [self.ident(t) for t in targets_tree.children]
         return Assign(targets, self.call(call), targets_tree.data == "tuple_target", _span_of(tree))

@@ -16,6 +16,7 @@ import torch
 from fusionlang.emit_torch import forward_argument_names
 from fusionlang.emit_torch import internal_weight_name as emit_internal_weight_name
 from fusionlang.reference import evaluate
+from fusionlang.verify import graph_rows, random_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "diagrams"
@@ -78,21 +79,37 @@ def internal_weight_name(v, plan=None) -> str:
     return emit_internal_weight_name(plan, v)
 
 
+def rows_of(diagram, batch: int, domain: str | None) -> int:
+    """Leading size of a wire or external weight: the batch, or for a graph diagram V or E."""
+    return graph_rows(diagram, batch)[domain] if diagram.is_graph else batch
+
+
 def make_inputs(diagram, plan, batch: int, seed: int, dtype=torch.float64):
-    """Random inputs (complex for SU2) and external weights, as torch tensors keyed by argument name."""
+    """Random inputs (complex for SU2) and external weights, as torch tensors keyed by argument name;
+    for a graph diagram also a random edge_index (and num_nodes where the forward takes it)."""
     gen = torch.Generator().manual_seed(seed)
     real = torch.float64 if dtype in (torch.float64, torch.complex128) else torch.float32
     args = {}
     names = forward_argument_names(plan)
     for w, name in zip(diagram.inputs, names):
-        shape = (batch, diagram.irreps(w).dim)
+        shape = (rows_of(diagram, batch, diagram.domain(w)), diagram.irreps(w).dim)
         x = torch.randn(shape, generator=gen, dtype=real)
         if diagram.group.is_complex:
             x = torch.complex(x, torch.randn(shape, generator=gen, dtype=real))
         args[name] = x
     for v, name in zip(external_vertices(plan), names[len(diagram.inputs):]):
-        args[name] = torch.randn(batch, v.weight_numel, generator=gen, dtype=real)
+        args[name] = torch.randn(rows_of(diagram, batch, v.domain), v.weight_numel, generator=gen, dtype=real)
+    if diagram.is_graph:
+        args["edge_index"] = random_graph(rows_of(diagram, batch, "node"), rows_of(diagram, batch, "edge"), gen)
+        if "num_nodes" in names:
+            args["num_nodes"] = rows_of(diagram, batch, "node")
     return args
+
+
+def call(module, names, args):
+    """module(*arguments) in forward's order; num_nodes (keyword-only) by name."""
+    return module(*[args[n] for n in names if n != "num_nodes"],
+                  **({"num_nodes": args["num_nodes"]} if "num_nodes" in names else {}))
 
 
 def as_tuple(out):
@@ -108,12 +125,14 @@ def reference_outputs(module, diagram, plan, args) -> dict:
             continue
         if v.external:
             name = forward_argument_names(plan)[len(diagram.inputs) + external_vertices(plan).index(v)]
-            weights[v.outputs[0]] = args[name].detach().numpy()
+            weights[v.weight_owner or v.outputs[0]] = args[name].detach().numpy()
         else:
             p = params[internal_weight_name(v, plan)]
             assert p.shape == (v.weight_numel,)
-            weights[v.outputs[0]] = p.detach().to(torch.float64).numpy()
+            weights[v.weight_owner or v.outputs[0]] = p.detach().to(torch.float64).numpy()
     inputs = {w: args[name].detach().numpy() for w, name in zip(diagram.inputs, forward_argument_names(plan))}
+    if diagram.is_graph:
+        return evaluate(diagram, inputs, weights, args["edge_index"].numpy(), args.get("num_nodes"))
     return evaluate(diagram, inputs, weights)
 
 
@@ -134,11 +153,11 @@ def module_vs_reference(program, name: str, batch: int = 3, seed: int = 0) -> fl
     assert list(inspect.signature(module.forward).parameters) == names
     args = make_inputs(diagram, plan, batch, seed)
     with torch.no_grad():
-        outs = as_tuple(module(*[args[n] for n in names]))
+        outs = as_tuple(call(module, names, args))
     expected = reference_outputs(module, diagram, plan, args)
     assert len(outs) == len(diagram.outputs)
     worst = 0.0
     for w, y in zip(diagram.outputs, outs):
-        assert y.shape == (batch, diagram.irreps(w).dim)
+        assert y.shape == (rows_of(diagram, batch, diagram.domain(w)), diagram.irreps(w).dim)
         worst = max(worst, relative_error(y.numpy(), expected[w]))
     return worst

@@ -77,6 +77,9 @@ def test_module_batch_shapes(text, name):
     """Leading batch dimensions: [2, 3, dim] gives the same as the flattened [6, dim]."""
     program = _compiled(text)
     plan = program.plans[name]
+    if plan.diagram.is_graph:
+        pytest.skip("graph diagrams take [V, dim] / [E, dim] tensors, no further batch dimensions "
+                    "(LANGUAGE.md section 9; tests/test_graph_codegen.py)")
     module = program.modules[name]().double()
     names = forward_names(plan.diagram, plan)
     args = make_inputs(plan.diagram, plan, 6, seed=2)

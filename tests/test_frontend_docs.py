@@ -98,13 +98,14 @@ diagram EdgeMessage {
     m = fuse(h, y) [weights=uvu]
 }
 """
-GRAPH_KEYS = {"name", "group", "inputs", "outputs", "wires", "span"}
+GRAPH_KEYS = {"name", "group", "inputs", "outputs", "wires", "span", "graph"}
 TOP_KEYS = {"directed", "multigraph", "graph", "nodes", "edges"}
-VERTEX_KEYS = {"id", "kind", "index", "inputs", "outputs", "weights", "external", "span", "call_span",
+VERTEX_KEYS = {"id", "kind", "index", "inputs", "outputs", "weights", "external", "symmetric", "symmetric_span",
+               "span", "call_span",
                "options_span", "arg_spans", "target_spans"}
 END_KEYS = {"id", "kind", "wire", "irreps", "span"}
 EDGE_KEYS = {"source", "target", "key", "wire", "irreps", "src_port", "dst_port"}
-WIRE_KEYS = {"kind", "irreps", "span", "producer", "readers"}
+WIRE_KEYS = {"kind", "irreps", "span", "producer", "readers", "domain"}
 
 
 def emit_ir(path: Path) -> tuple[int, str]:
