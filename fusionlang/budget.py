@@ -31,6 +31,7 @@ from .groups import MAX_TWO_J, Group, Irrep, Irreps
 # The batch size plan.PLAN_BATCH optimises for (a test keeps the two equal; plan.py imports numpy
 # and the coupling tables, which the checker does not need).
 PLAN_BATCH = 1024
+EDGES_PER_NODE = 20           # plan.EDGES_PER_NODE: graph diagrams plan edge vertices for 20 * PLAN_BATCH rows
 
 # Weights of the operator form's cost model (plan.py): a chosen operator plan costs at most
 # 1 / OPERATOR_COST_SCALE times the best pairwise plan, and every element a step writes costs at
@@ -428,13 +429,15 @@ def _consecutive(members: list[int]) -> bool:
 
 
 def vertex_cost(group: Group, kind: str, mode: str, external: bool, ins: list[Irreps], outs: list[Irreps],
-                paths, limits: Limits, room: "Cost | None" = None, batch: int = PLAN_BATCH) -> Cost:
+                paths, limits: Limits, room: "Cost | None" = None, batch: int = PLAN_BATCH,
+                bounds_only: bool = False) -> Cost:
     """Weights, constants, literals, intermediates and work of one checked vertex (fuse or linear),
     and the checker's own effort for it (check_work; zero when an equal vertex was costed before).
 
-    room: how much of each limit is left.  Cheap bounds are tried first; where they do not fit,
-    the planner's choice is worked out as it makes it (shapes only, no coefficients) and the
-    numbers of that plan are returned.  Where the work alone is over its limit, or working out the
+    room: how much of each limit is left.  Cheap bounds are tried first; where they do not fit (and
+    not bounds_only: graph diagrams and symmetric fuses, which the planner rewrites), the planner's
+    choice is worked out as it makes it (shapes only, no coefficients) and the numbers of that plan
+    are returned.  Where the work alone is over its limit, or working out the
     choice would take more than the checker has left, the bounds are returned as they are.
     """
     room = room or limits.as_cost()
@@ -455,8 +458,8 @@ def vertex_cost(group: Group, kind: str, mode: str, external: bool, ins: list[Ir
         return cost
     inter, more = known.intermediates(room.intermediates, room.check_work - spent)
     cost.intermediates, spent = inter, spent + more
-    if cost.constants <= room.constants and cost.literals <= room.literals and \
-            cost.intermediates <= room.intermediates:
+    if bounds_only or (cost.constants <= room.constants and cost.literals <= room.literals
+                       and cost.intermediates <= room.intermediates):
         cost.check_work = spent
         return cost
     exact, more = known.exact(room.check_work - spent)

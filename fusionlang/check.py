@@ -9,7 +9,8 @@ import functools
 
 import networkx as nx
 
-from .budget import MAX_FUSE_INPUTS, PLAN_BATCH, UNITS_PER_LABELING, Cost, Limits, fuse_census, vertex_cost
+from .budget import (EDGES_PER_NODE, MAX_FUSE_INPUTS, PLAN_BATCH, UNITS_PER_LABELING, Cost, Limits, fuse_census,
+                     vertex_cost)
 from .diagnostics import Diagnostic
 from .groups import MAX_TWO_J, Irreps
 from .ir import Diagram
@@ -104,6 +105,7 @@ class _Checker:
         span = data["call_span"]
         if data["kind"] in ("gather", "scatter"):
             self.moved_irreps(data, ins[0], outs[0], span)
+            self.moved_budget(data, outs[0], span)
             return
         combinations = 1
         for w in ins + outs:
@@ -131,9 +133,9 @@ class _Checker:
                 self.budget(data, ins, outs, paths, span)
             return
         if kind == "fuse":
-            reachable = self.fuse_reachable(ins)
             names = " x ".join(f"({_sum(w.irreps)})" if len(w) > 1 else str(w[0].irrep) for w in ins)
             if not paths:
+                reachable = self.fuse_reachable(ins)
                 self.error("F050", f"no admissible path: {names} gives {_sum(reachable)}, "
                            f"and `{data['outputs'][0]}` has only {_sum(outs[0].irreps)}", span,
                            f"declare `{data['outputs'][0]}` with irreps from {_sum(reachable)}")
@@ -141,6 +143,7 @@ class _Checker:
             reached = {outs[0][p.outs[0]].irrep for p in paths}
             missing = [t.irrep for t in outs[0] if t.irrep not in reached]
             if missing:
+                reachable = self.fuse_reachable(ins)
                 self.error("F051", f"output irrep{'s' * (len(missing) > 1)} {_sum(missing)} of `{data['outputs'][0]}` "
                            f"cannot be reached: "
                            f"{names} gives {_sum(reachable)}", span,
@@ -200,15 +203,22 @@ class _Checker:
         """Weights, constants, planning work and intermediates of the vertex, against the limits."""
         mode = weight_mode(data, self.d)
         usage, limits = self.usage, self.usage.limits
+        # Graph diagrams are planned for V = PLAN_BATCH nodes and E = EDGES_PER_NODE * V edges, and
+        # rewritten as a whole (plan.plan_graph); symmetric fuses are planned over their basis
+        # functions, at most as many as the paths.  For both, the bounds are the answer.
+        edge = self.d.is_graph and self.d.domain(data["outputs"][0]) == "edge"
+        batch = PLAN_BATCH * (EDGES_PER_NODE if edge else 1)
+        bounds_only = self.d.is_graph or bool(data.get("symmetric"))
         room = Cost(limits.weights - usage.weights, limits.constants - usage.constants,
                     limits.intermediates - self.intermediates, limits.work - usage.work - self.census_work,
                     limits.check_work - usage.check_work - self.census_work, literals=limits.literals - usage.literals)
-        cost = vertex_cost(self.d.group, data["kind"], mode, data["external"], ins, outs, paths, limits, room)
+        cost = vertex_cost(self.d.group, data["kind"], mode, data["external"], ins, outs, paths, limits, room,
+                           batch, bounds_only)
         cost.work += self.census_work
         cost.check_work += self.census_work
         self.census_work = 0
         fixes = {
-            "weights": self.weights_help(data, ins, outs, paths, mode),
+            "weights": None,        # worked out only for the message
             "constants": "use fewer irreps terms per wire, or fuse in smaller steps",
             "literals": "use fewer or smaller irreps, or fuse in smaller steps",
             "work": "use fewer irreps terms per wire, or fuse in smaller steps",
@@ -217,7 +227,8 @@ class _Checker:
         for name in ("check_work", "weights", "constants", "literals", "work"):
             amount, before = getattr(cost, name), getattr(usage, name)
             if before + amount > getattr(limits, name):
-                self.over(name, amount, before, span, fixes[name], mode, cost.exact)
+                fix = fixes[name] or self.weights_help(data, ins, outs, paths, mode)
+                self.over(name, amount, before, span, fix, mode, cost.exact)
                 return
         if self.intermediates + cost.intermediates > limits.intermediates:
             self.over("intermediates", cost.intermediates, self.intermediates, span,
@@ -226,6 +237,16 @@ class _Checker:
         for name in ("weights", "constants", "literals", "work", "check_work"):
             setattr(usage, name, getattr(usage, name) + getattr(cost, name))
         self.intermediates += cost.intermediates
+
+    def moved_budget(self, data, out: Irreps, span) -> None:
+        """A gather writes [E, dim], a scatter [V, dim]: the diagram's intermediates at the planning batch."""
+        rows = PLAN_BATCH * (EDGES_PER_NODE if data["kind"] == "gather" else 1)
+        amount = rows * out.dim
+        if self.intermediates + amount > self.usage.limits.intermediates:
+            self.over("intermediates", amount, self.intermediates, span,
+                      "use fewer channels on the wires that move between nodes and edges")
+        else:
+            self.intermediates += amount
 
     def over(self, name: str, amount: int, before: int, span, fix: str, mode: str = "", exact: bool = True) -> None:
         """An F056 error: the vertex needs `amount`, the file (or diagram) already `before`."""

@@ -374,7 +374,7 @@ _OPENING_KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire
 _STATEMENT_STARTS = {"RBRACE", "IN", "OUT", "WIRE", "LET", "DIAGRAM"}
 _STATEMENT_LINE = re.compile(r"(in|out|wire)\s+[A-Za-z_][A-Za-z0-9_]*\s*:|let\s+[A-Za-z_][A-Za-z0-9_]*\s*="
                              r"|diagram\s+[A-Za-z_][A-Za-z0-9_]*\s*\{")
-_STATEMENT_HEAD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*(=|,)|\(\s*[A-Za-z_][A-Za-z0-9_]*\s*,")
+_STATEMENT_HEAD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*=|\(\s*[A-Za-z_][A-Za-z0-9_]*\s*,")
 
 
 def _last_token(code: str, starts: list[int]) -> tuple[str, Span] | None:

@@ -144,6 +144,7 @@ def test_mirror_constants_match_planner():
     assert budget.PLAN_BATCH == __import__("fusionlang.plan", fromlist=["PLAN_BATCH"]).PLAN_BATCH
     from fusionlang import contract_order, plan
     assert budget.MAX_FUSE_INPUTS == plan.MAX_FUSE_INPUTS
+    assert budget.EDGES_PER_NODE == plan.EDGES_PER_NODE
     assert budget.CHANNEL_LETTERS == plan._CHANNEL_LETTERS and budget.COMPONENT_LETTERS == plan._COMPONENT_LETTERS
     assert budget.OPERATOR_COST_SCALE == plan.OPERATOR_COST_SCALE
     assert budget.OP_OVERHEAD_FLOPS == plan.OP_OVERHEAD_FLOPS
@@ -322,3 +323,28 @@ def test_fuse_of_many_inputs_compiles_and_is_equivariant():
     program = compile_source(text)
     err = equivariance_error(program.modules["D"](), program.plans["D"].diagram, program.plans["D"], trials=2)
     assert err < 1e-5
+
+
+def test_graph_and_symmetric_examples_are_bounded_above():
+    """Graph diagrams (edge vertices planned for EDGES_PER_NODE times the rows, then rewritten) and
+    symmetric fuses are checked with bounds: a limit just under what the planner chooses is refused."""
+    from fusionlang.check import check
+    from fusionlang.plan import plan_diagram
+    checked = 0
+    for path in sorted((ROOT / "examples" / "diagrams").glob("*.fus")):
+        text = path.read_text()
+        if "per edge" not in text and "symmetric" not in text:
+            continue
+        result = analyze(text)
+        assert result.ok, path.name
+        for d in result.diagrams:
+            if d.is_closed:
+                continue
+            plan = plan_diagram(d)
+            written = sum(c.written for v in plan.vertices for c in v.contractions)
+            for name, planned in (("intermediates", written), ("weights", plan.weight_numel)):
+                if planned > 0:
+                    codes = [x.code for x in check([d], limits={name: planned - 1})]
+                    assert "F056" in codes, (path.name, name, planned)
+                    checked += 1
+    assert checked >= 4
