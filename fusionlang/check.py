@@ -39,6 +39,10 @@ def check(diagrams: list[Diagram], file: str = "<input>", limits: Limits | None 
     usage = _Usage(Limits.of(limits))
     for diagram in diagrams:
         out.extend(_Checker(diagram, file, usage).run())
+    for name, (first, more) in usage.reported.items():
+        if more:
+            first.notes.append((f"{more:,} more {'vertex' if more == 1 else 'vertices'} after it would go over this limit too "
+                                "(reported once per file)", None))
     return out
 
 
@@ -48,6 +52,8 @@ class _Usage:
     def __init__(self, limits: Limits):
         self.limits = limits
         self.weights = self.constants = self.literals = self.work = self.check_work = 0
+        # A limit of the file, once gone over, is reported at the first vertex only (with a count).
+        self.reported: dict[str, list] = {}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -251,6 +257,9 @@ class _Checker:
     def over(self, name: str, amount: int, before: int, span, fix: str, mode: str = "", exact: bool = True) -> None:
         """An F056 error: the vertex needs `amount`, the file (or diagram) already `before`."""
         limit = getattr(self.usage.limits, name)
+        if name != "intermediates" and name in self.usage.reported:
+            self.usage.reported[name][1] += 1
+            return
         scope = "one diagram" if name == "intermediates" else "one file"
         bound = "" if exact else "up to "
         what = {
@@ -268,6 +277,8 @@ class _Checker:
         self.error("F056", f"this vertex needs {what}{others}; the limit `{name}` for {scope} is {limit:,}", span,
                    f"{fix}; or, if you mean it, raise the limit: "
                    f"{self.usage.limits.raise_hint(name, before + amount)}")
+        if name != "intermediates":
+            self.usage.reported[name] = [self.diagnostics[-1], 0]
 
     def default_mode(self, data, ins, outs, paths) -> None:
         """F063: no mode written, the default rule gave `uvw`, but `none` fits the multiplicities too:

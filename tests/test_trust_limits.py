@@ -348,3 +348,12 @@ def test_graph_and_symmetric_examples_are_bounded_above():
                     assert "F056" in codes, (path.name, name, planned)
                     checked += 1
     assert checked >= 4
+
+
+def test_a_file_limit_is_reported_once_with_a_count():
+    one = "    y{k} = fuse(x, s) [weights=uvw]\n"
+    text = ("group O3\ndiagram D {\n    in x : 64x0e\n    in s : 0e\n"
+            + "".join(f"    out y{k} : 64x0e\n" for k in range(4)) + "".join(one.format(k=k) for k in range(4)) + "}\n")
+    (d,) = analyze(text, limits={"weights": 4096}).diagnostics
+    assert d.code == "F056" and d.span.line == 10
+    assert d.notes == [("2 more vertices after it would go over this limit too (reported once per file)", None)]
