@@ -10,7 +10,7 @@ OUT ?= out
 
 install:
 	$(PIP) "$(TORCH_SPEC)"
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,models]"
 
 graphviz:
 	@command -v dot >/dev/null 2>&1 || { \

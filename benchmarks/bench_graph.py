@@ -19,6 +19,7 @@ planned and planned vertex by vertex as written (api.compile_analysis(graph_rewr
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -241,10 +242,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     repeat = args.repeat or (3 if args.quick else 11)
+    load_before = os.getloadavg()[0]
     error = agreement()
     times = run_times(repeat)
     memory = {impl: peak_memory(impl) for impl in ("ours", "e3nn")}
     text = table(times, memory, error, rewrite_rows(repeat))
+    # The machine is shared: the load says how far the wall times are from an idle machine's.
+    text += (f"\nLoad average (1 min) on this {os.cpu_count()}-core machine: {load_before:.1f} before the "
+             f"run, {os.getloadavg()[0]:.1f} after it.\n")
     print(text)
     if not args.quick:
         doc = DOC.read_text()

@@ -5,8 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import Diagnostic, FusionError
-from .emit_torch import Namer, emit_module_source
+from . import generated
+from .emit_torch import emit_module_source
 from .frontend import Analysis, analyze, analyze_file
+from .names import python_name
 from .plan import PLAN_BATCH, Plan, plan_diagram
 
 
@@ -41,9 +43,9 @@ def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "c
     plans = {d.name: plan_diagram(d, batch, form, graph=graph_rewrites) for d in open_diagrams}
     closed = [d.name for d in analysis.diagrams if d.is_closed]
     python = emit_module_source(list(plans.values()), Path(analysis.file).name, closed)
-    namespace: dict = {"__name__": f"fusionlang_generated_{abs(hash(python)) % 10**8}"}
-    exec(compile(python, f"<fusionlang {analysis.file}>", "exec"), namespace)
-    modules = {name: namespace[Namer.safe(name)] for name in plans}
+    # A real module (fusionlang.generated.m<digest>): pickle, torch.compile and friends find it by name.
+    module = generated.load(python)
+    modules = {name: getattr(module, python_name(name)) for name in plans}
     return CompiledProgram(analysis, plans, python, modules,
                            [d for d in analysis.diagnostics if not d.is_error])
 

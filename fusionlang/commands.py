@@ -41,6 +41,21 @@ def cmd_compile(args) -> int:
 
 # -- plan -----------------------------------------------------------------------
 
+def _weights_headline(plan) -> str:
+    """Internal weights (parameters), then external ones (forward arguments) with their shapes."""
+    from .emit_torch import forward_argument_names
+    external = [v for v in plan.vertices if v.external and v.weight_numel]
+    parts = [f"{plan.weight_numel} weights"] if plan.weight_numel or not external else []
+    if external:
+        first = len(plan.diagram.inputs)
+        args = forward_argument_names(plan)[first:first + len(external)]
+        rows = {"node": "V", "edge": "E"}
+        shapes = [f"{a} [{rows.get(v.domain, '...') if plan.diagram.is_graph else '...'}, {v.weight_numel}]"
+                  for a, v in zip(args, external)]
+        parts.append(f"{sum(v.weight_numel for v in external)} external weights ({', '.join(shapes)})")
+    return ", ".join(parts)
+
+
 def format_plan(program, verbose: bool = False) -> str:
     lines = []
     for name, plan in program.plans.items():
@@ -48,7 +63,7 @@ def format_plan(program, verbose: bool = False) -> str:
         size = (f"graph diagram, V = {plan.nodes:,} nodes, E = {plan.edges:,} edges" if d.is_graph
                 else f"batch {plan.batch}")
         lines.append(f"diagram {name} ({d.group_name}), {size}: {plan.n_paths} paths, "
-                     f"{plan.weight_numel} weights")
+                     f"{_weights_headline(plan)}")
         for note in plan.rewrites:
             lines.append(f"  rewrite: {note}")
         for step, v in enumerate(plan.vertices, 1):

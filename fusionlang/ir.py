@@ -31,6 +31,7 @@ import networkx as nx
 
 from .diagnostics import Diagnostic, Span
 from .groups import GROUPS, MAX_MULTIPLICITY, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
+from .names import UnsafeName, python_name
 from .syntax import (DOMAINS, ENDPOINTS, OPERATIONS, Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef,
                      Paren, Program, Sh, suggest)
 
@@ -216,6 +217,7 @@ class _Lowering:
             self.error("F011", f"unknown convention `{program.convention.name}` for group {gname}",
                        program.convention.span, f"write `convention {CONVENTIONS[gname][0]}` or leave it out")
         top_names: dict[str, Span] = {}
+        python_classes: dict[str, object] = {}
         diagrams = []
         for item in program.items:
             name = item.name
@@ -230,8 +232,27 @@ class _Lowering:
                 if value is not None:
                     self.lets[name.name] = value
             else:
+                self.python_class_collision(name, python_classes)
                 diagrams.append(self.diagram(item))
         return diagrams
+
+    def python_class_collision(self, name, seen: dict) -> None:
+        """F036: a diagram whose name becomes the same Python class name as an earlier one's
+        (`class` and `class_`: a keyword gets a trailing `_`) would replace it in the module."""
+        try:
+            python = python_name(name.name)
+        except UnsafeName:   # F004 says why
+            return
+        other = seen.setdefault(python, name)
+        if other is name:
+            return
+        renamed = [f"`{n}`" for n in (other.name, name.name) if n != python]
+        self.error("F036", f"diagram `{name.name}` becomes the Python class `{python}`, as diagram "
+                   f"`{other.name}` does", name.span,
+                   f"rename one of them ({' and '.join(renamed)} "
+                   f"{'is a Python keyword or a name' if len(renamed) == 1 else 'are Python keywords or names'} "
+                   "that generated code uses, so it gets a trailing `_`)")
+        self.diagnostics[-1].notes.append(("first defined here", other.span))
 
     def diagram(self, decl: DiagramDecl) -> Diagram:
         g = nx.MultiDiGraph(name=decl.name.name, group=self.group.name, inputs=[], outputs=[], wires={},

@@ -696,7 +696,7 @@ def _move_linears(diagram: Diagram, rows: dict, form: str, rewrites: list[str]) 
             owner = lin.get("weight_owner", dst)
             gather = producer.get(src)
             if gather is not None and gather["kind"] == "gather":
-                others = [r for r in readers[src] if r is not lin]
+                others = [r for r in readers[src] if r is not lin] or src in current.outputs
                 old = on_edges + move_cost("gather", E, dim_src)
                 new = on_nodes + move_cost("gather", E, dim_dst) + (move_cost("gather", E, dim_src) if others else 0)
                 if new < old:

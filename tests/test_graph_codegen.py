@@ -271,6 +271,32 @@ def test_planner_rewrites():
                 torch.testing.assert_close(x, y, rtol=1e-11, atol=1e-11)
 
 
+def test_gathered_output_wire_is_kept():
+    """A gathered wire that is also an output is still produced when its linear moves to the nodes."""
+    text = """group O3
+diagram Keep {
+    in  h : 32x0e + 32x1o per node
+    out hs : 32x0e + 32x1o per edge
+    out t : 8x0e + 8x1o per edge
+    hs = gather(h, sender)
+    t = linear(hs)
+}
+"""
+    program = compile_source(text)
+    plan = program.plans["Keep"]
+    assert any("runs on the nodes before" in r for r in plan.rewrites)
+    module = program.modules["Keep"]().double()
+    gen = torch.Generator().manual_seed(0)
+    V, edge_index = graph("repeated_edges", gen)
+    h = torch.randn(V, 128, generator=gen, dtype=torch.float64)
+    hs, t = module(h, edge_index)
+    torch.testing.assert_close(hs, h[edge_index[0]], rtol=0, atol=0)
+    lin = o3.Linear("32x0e+32x1o", "8x0e+8x1o").double()
+    with torch.no_grad():
+        lin.weight.copy_(module.t_weight)
+        torch.testing.assert_close(t, lin(h[edge_index[0]]), rtol=1e-12, atol=1e-12)
+
+
 def test_rewrites_lower_the_modelled_cost():
     for name in SOURCES:
         a = analyze(SOURCES[name])
