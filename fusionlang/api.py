@@ -50,10 +50,11 @@ def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "c
                            [d for d in analysis.diagnostics if not d.is_error])
 
 
-def compile_source(text: str, file: str = "<input>") -> CompiledProgram:
-    """Parse, check, plan and generate; raises FusionError with every diagnostic on errors."""
-    return compile_analysis(analyze(text, file))
+def compile_source(text: str, file: str = "<input>", limits=None) -> CompiledProgram:
+    """Parse, check, plan and generate; raises FusionError with every diagnostic on errors.
+    limits: a fusionlang.Limits or {name: n} raising what a compile may allocate (docs/limits.md)."""
+    return compile_analysis(analyze(text, file, limits))
 
 
-def compile_file(path: str | Path) -> CompiledProgram:
-    return compile_analysis(analyze_file(path))
+def compile_file(path: str | Path, limits=None) -> CompiledProgram:
+    return compile_analysis(analyze_file(path, limits))

@@ -332,7 +332,13 @@ def coefficients(mode: str, kind: str, paths: list[Path], in_muls_of) -> list[fl
 # ----------------------------------------------------------------------------- planning
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxy"
+# Index letters of a fuse's inputs: channels and irrep components, disjoint from each other and from
+# z (batch), p (path), o (output component), q (path component), w (output channel).  The first
+# eight channels are a..h and the first six components i..n, as always; past them, other letters
+# (einsum accepts A-Z too), so that a fuse of up to MAX_FUSE_INPUTS inputs names every index once.
+_CHANNEL_LETTERS = "abcdefgh" + "ABCDEFGHIJKL"
+_COMPONENT_LETTERS = "ijklmn" + "rstuvxy" + "MNOPQRS"
+MAX_FUSE_INPUTS = len(_CHANNEL_LETTERS)
 
 
 def _order(equation: str, shapes: list[tuple[int, ...]]):
@@ -564,7 +570,7 @@ def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes
 
 
 def _channel_letters(mode: str, n: int) -> list[str]:
-    return ["a"] * n if mode == "uuu" else [_LETTERS[r] for r in range(n)]
+    return ["a"] * n if mode == "uuu" else [_CHANNEL_LETTERS[r] for r in range(n)]
 
 
 def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch,
@@ -582,7 +588,7 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
                            steps, flops, written=written, cost=cost)
     # fuse
     P = len(paths)
-    idx = [_LETTERS[8 + r] for r in range(n)]          # i, j, k, ... irrep components
+    idx = [_COMPONENT_LETTERS[r] for r in range(n)]          # i, j, k, ... irrep components
     chan = _channel_letters(mode, n)
     K = np.zeros(tuple(s.dim for s in segs) + (P, d_out))
     for q, (p, c) in enumerate(zip(paths, coeffs)):
@@ -642,7 +648,7 @@ def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, sha
         S[np.arange(q, q + d_o), base + np.arange(d_o)] = 1.0
         W_index[..., q:q + d_o] = (off + np.arange(math.prod(chan_shape)).reshape(chan_shape))[..., None]
         q += d_o
-    idx = [_LETTERS[8 + r] for r in range(n)]
+    idx = [_COMPONENT_LETTERS[r] for r in range(n)]
     chan = _channel_letters(mode, n)
     zw = "z" if external else ""
     x_terms = [f"z{chan[r]}{idx[r]}" for r in range(n)]
@@ -663,7 +669,7 @@ def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> 
     if kind == "linear":
         eq = "zuk,uw->zwk" if not external else "zuk,zuw->zwk"
         return _naive_cost(eq, [(batch, muls[0], d_out), ((batch,) if external else ()) + wshape])
-    idx = [_LETTERS[8 + r] for r in range(n)]
+    idx = [_COMPONENT_LETTERS[r] for r in range(n)]
     chan = _channel_letters(mode, n)
     x = [f"z{chan[r]}{idx[r]}" for r in range(n)]
     shapes = [(batch, muls[r], d[r]) for r in range(n)] + [tuple(d) + (d_out,)]
