@@ -13,20 +13,23 @@ def _cli():
     return cli
 
 
-def _compiled(path: str):
+def _compiled(path: str, backend: str = "auto"):
     from .api import compile_analysis
     cli = _cli()
     analysis = cli._load_checked(path)
     if analysis is None:
         return None
-    return compile_analysis(analysis)
+    try:
+        return compile_analysis(analysis, backend=backend)
+    except ValueError as exc:     # a backend this machine cannot use (triton not installed)
+        raise cli.UsageError(str(exc)) from None
 
 
 # -- compile ------------------------------------------------------------------
 
 def cmd_compile(args) -> int:
     cli = _cli()
-    program = _compiled(args.file)
+    program = _compiled(args.file, args.backend)
     if program is None:
         return cli.EXIT_ERRORS
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".py")
@@ -35,7 +38,8 @@ def cmd_compile(args) -> int:
     except OSError as exc:
         raise cli.UsageError(f"{out}: {exc.strerror or exc}") from None
     names = ", ".join(program.modules) or "no open diagrams"
-    print(f"wrote {out} ({names})", file=sys.stderr)
+    kernels = "; with Triton kernels" if program.backend == "triton" else ""
+    print(f"wrote {out} ({names}{kernels})", file=sys.stderr)
     return cli.EXIT_OK
 
 
@@ -217,6 +221,9 @@ def _register(sub, add_common) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", metavar="OUT.py", help="output path (default: FILE with .py)")
     add_limits(p)
+    p.add_argument("--backend", choices=("auto", "torch", "triton"), default="auto",
+                   help="torch: PyTorch operations; triton: also Triton kernels for fuse vertices (docs/gpu.md); "
+                        "auto (default): triton where CUDA is available and triton imports, else torch")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("plan", help="paths, weights, contraction order and FLOPs per diagram")

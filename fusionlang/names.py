@@ -25,7 +25,10 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 GENERATED_GLOBALS = frozenset({"torch", "_constant", "_check_argument", "__all__",
                                "_check_edge_index", "_check_rows", "_scatter_add",
                                "super", "ValueError", "TypeError", "IndexError", "tuple", "list", "type",
-                               "int", "isinstance"})
+                               "int", "isinstance"}) | \
+    frozenset({"os", "triton", "tl", "_INTERPRET", "_PARTIAL_LIMIT", "_use_kernels", "_differentiable_grads"})
+# (the second set: module-level names of the Triton backend's files, triton_backend/emit.py; its
+# per-vertex functions take a prefix that no class or wire starts with)
 METHOD_LOCALS = frozenset({"self", "batch", "dtype"})
 RESERVED = frozenset(keyword.kwlist) | GENERATED_GLOBALS | METHOD_LOCALS
 
