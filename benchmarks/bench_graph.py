@@ -137,7 +137,7 @@ def run_times(repeat: int) -> dict:
 
 # Blocks for the rewrite table: the benchmark block, a convolution with shared weights everywhere
 # (a linear before the gather, uvw weights, a linear after the scatter) and edge features with
-# channels (uvw weights that the planner applies on the nodes).
+# channels widened by uvw weights (which the planner applies on the nodes).
 REWRITE_BLOCKS = {
     "MACE-like interaction (above)": SOURCE,
     "convolution, shared weights": """group O3
@@ -152,13 +152,13 @@ diagram Block {
     a = linear(s)
 }
 """,
-    "edge features with channels": """group O3
+    "edge features, widened by uvw": """group O3
 diagram Block {
-    in  h : 32x(0e + 1o) per node
-    in  f : 4x(0e + 1o) per edge
-    out a : 32x(0e + 1o) per node
-    wire hs : 32x(0e + 1o) = gather(h, sender)
-    wire m  : 32x(0e + 1o) = fuse(hs, f) [weights=uvw]
+    in  h : 8x(0e + 1o) per node
+    in  f : 8x(0e + 1o) per edge
+    out a : 64x(0e + 1o) per node
+    wire hs : 8x(0e + 1o) = gather(h, sender)
+    wire m  : 64x(0e + 1o) = fuse(hs, f) [weights=uvw]
     a = scatter(m, receiver)
 }
 """,

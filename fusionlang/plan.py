@@ -702,9 +702,13 @@ def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper
 
 # The cost of moving one element between nodes and edges, in GEMM FLOPs (contract_order.py's units):
 # a gather is an indexed copy; a scatter reads each edge row and adds it into a node row (random
-# access on both sides), after zeroing the V rows.
+# access on both sides), after zeroing the V rows, on one thread (PyTorch's CPU index_add does not
+# split the rows between threads).  With twice COPY_WEIGHT the planner applied the shared uvw
+# weights of a 32-channel edge-feature product on the nodes, and that measured 15% slower with
+# 2 threads (benchmarks/bench_graph.py); timing index_add against a GEMM on the (shared)
+# development machine gave 90 to 360 GEMM FLOPs per element.
 GATHER_WEIGHT = COPY_WEIGHT
-SCATTER_WEIGHT = 2 * COPY_WEIGHT
+SCATTER_WEIGHT = 4 * COPY_WEIGHT
 
 
 def move_cost(kind: str, edges: int, dim: int, nodes: int | None = None) -> int:

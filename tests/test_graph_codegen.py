@@ -66,14 +66,14 @@ diagram Mixed {
 }
 """
 
-# Edge features with channels: the uvw weights are applied after the sum, on the nodes.
+# Edge features with channels, widened by uvw: the weights are applied after the sum, on the nodes.
 EDGE_FEATURES = """group O3
 diagram EdgeFeatures {
-    in  h : 16x(0e + 1o) per node
-    in  f : 4x(0e + 1o) per edge
-    out a : 16x(0e + 1o) per node
-    wire hs : 16x(0e + 1o) = gather(h, sender)
-    wire m  : 16x(0e + 1o) = fuse(hs, f) [weights=uvw]
+    in  h : 8x(0e + 1o) per node
+    in  f : 8x(0e + 1o) per edge
+    out a : 64x(0e + 1o) per node
+    wire hs : 8x(0e + 1o) = gather(h, sender)
+    wire m  : 64x(0e + 1o) = fuse(hs, f) [weights=uvw]
     a = scatter(m, receiver)
 }
 """
@@ -171,7 +171,7 @@ def e3nn_reference(name, module, V, edge_index, args):
         return e, scatter_sum(e, send, V), scatter_sum(t, recv, V)
     if name == "EdgeFeatures":
         h, f = args
-        m = tp("16x0e+16x1o", "4x0e+4x1o", "16x0e+16x1o", "uvw", False, "m_weight")(h[send], f)
+        m = tp("8x0e+8x1o", "8x0e+8x1o", "64x0e+64x1o", "uvw", False, "m_weight")(h[send], f)
         return (scatter_sum(m, recv, V),)
     if name == "EdgesOnly":
         y, w = args
@@ -304,7 +304,7 @@ def test_rewrites_lower_the_modelled_cost():
         chosen = _program(name).plans[name]
         assert chosen.cost <= written.cost
     conv_written = compile_analysis(analyze(CONVOLUTION), graph_rewrites=False).plans["Convolution"]
-    assert _program("Convolution").plans["Convolution"].cost < 0.8 * conv_written.cost
+    assert _program("Convolution").plans["Convolution"].cost < 0.85 * conv_written.cost
 
 
 def test_edge_message_not_assembled():
