@@ -85,7 +85,7 @@ def format_plan(program, verbose: bool = False) -> str:
                 lines.append(f"    writes `{v.scatter_into}` on the nodes directly"
                              + (", weights applied there" if v.weights_on_nodes else ""))
             form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
-                    else f"symmetric pair form ({len(v.symmetric_pairs.pair_i)} pairs x_i x_j, "
+                    else f"symmetric pair form ({v.symmetric_pairs.slot_starts[-1]} pair products x_i x_j, "
                          f"{len(v.symmetric_pairs.blocks)} batched GEMMs)" if v.symmetric_pairs
                     else f"contractions {len(v.contractions)}")
             counts = f"paths {len(v.paths)}, weights {v.weight_numel}"

@@ -310,8 +310,8 @@ class _ModuleWriter:
             self._assign_output(self.var[out], pieces)
 
     def symmetric_pair_pieces(self, v: VertexPlan, weights: str) -> list[str]:
-        """The symmetric pair form (plan.SymmetricPairs): sorted pair products of one channel's
-        components, then one batched GEMM per block with the weights folded into its constant."""
+        """The symmetric pair form (plan.SymmetricPairs): pair products of one channel's components,
+        then one batched GEMM per input term with the weights folded into its constant."""
         sp, out, wire = v.symmetric_pairs, self.var[v.outputs[0]], v.inputs[0]
         mul, D, O = sp.mul, sp.dim, sp.out_dim
         terms = self.wire_terms(wire)
@@ -319,26 +319,38 @@ class _ModuleWriter:
         xt = self.namer.fresh(f"{self.var[wire]}_channels")
         parts = [f"{t}.reshape(-1, {mul}, {d})" for t, d in zip(terms, dims)]
         joined = parts[0] if len(parts) == 1 else f"torch.cat([{', '.join(parts)}], dim=2)"
-        # [mul, D, z]: channels outermost, so every gather below copies whole rows of the batch.
+        # [mul, D, z]: channels outermost (the batched GEMMs' batch), the nodes innermost.
         self.body.append(f"{xt} = {joined}.permute(1, 2, 0).contiguous()")
-        pi, pj = self.index_buffer(f"{out}_pair_i", sp.pair_i), self.index_buffer(f"{out}_pair_j", sp.pair_j)
-        pairs = self.namer.fresh(f"{out}_pairs")
-        self.body.append(f"{pairs} = torch.index_select({xt}, 1, {pi}) * torch.index_select({xt}, 1, {pj})"
-                         f"  # x_i x_j, i <= j")
+        x_terms = self._split(xt, dims, 1, f"{self.var[wire]}_channel_term")
+        products = []
+        for u in range(len(dims)):   # x_i x_j for j in term u and every i before its end
+            j1 = sp.starts[u + 1]
+            left = xt if j1 == D else f"{xt}[:, :{j1}]"
+            name = self.namer.fresh(f"{out}_pairs")
+            self.body.append(f"{name} = ({left}[:, :, None] * {x_terms[u]}[:, None]).reshape({mul}, {j1 * dims[u]}, -1)")
+            products.append(name)
         w = self.namer.fresh(f"{out}_w")
         self.body.append(f"{w} = {weights}.reshape({sp.rank}, {mul})")
         acc = None
-        S = len(sp.pair_i)
         for k0, k1, prefix, const in sp.blocks:
+            t = sp.starts.index(k0)
             width = const.shape[0] // prefix
             K = self.buffer(f"{out}_sym", const)
             kw = self.namer.fresh(f"{out}_kw")
             self.body.append(f"{kw} = ({K}.to(dtype) @ {w}).t().contiguous().reshape({mul}, {width}, {prefix})")
-            operand = pairs if prefix == S else f"{pairs}[:, :{prefix}]"
-            g = self.namer.fresh(f"{out}_g")
-            self.body.append(f"{g} = torch.bmm({kw}, {operand})")
-            part = self.namer.fresh(f"{out}_part")   # times the third factor x_k (k in this term), summed
-            self.body.append(f"{part} = ({g}.reshape({mul}, {k1 - k0}, {O}, -1) * {xt}[:, {k0}:{k1}, None]).sum(1)")
+            g = None
+            nonzero = const.reshape(width, prefix, -1).any(axis=(0, 2))
+            for u in range(t + 1):   # the pair slots of the terms up to t
+                s0, s1 = sp.slot_starts[u], sp.slot_starts[u + 1]
+                if not nonzero[s0:s1].any():
+                    continue
+                op = kw if (s0, s1) == (0, prefix) else f"{kw}[:, :, {s0}:{s1}]"
+                step = self.namer.fresh(f"{out}_g")
+                self.body.append(f"{step} = torch.bmm({op}, {products[u]})" if g is None
+                                 else f"{step} = torch.baddbmm({g}, {op}, {products[u]})")
+                g = step
+            part = self.namer.fresh(f"{out}_part")   # times the third factor x_k (k in term t), summed
+            self.body.append(f"{part} = ({g}.reshape({mul}, {k1 - k0}, {O}, -1) * {x_terms[t]}[:, :, None]).sum(1)")
             if acc is None:
                 acc = part
             else:

@@ -152,24 +152,28 @@ class OperatorBlock:
 
 @dataclass
 class SymmetricPairs:
-    """A symmetric fuse of order 3 (LANGUAGE.md section 10) on the sorted products of one channel's
-    D components x_i (all input terms, in written order), channels outermost:
+    """A symmetric fuse of order 3 (LANGUAGE.md section 10) on the products of one channel's D
+    components x_i (all input terms, in written order), channels outermost:
 
-        P[a, s, z]       = x[a, i_s, z] x[a, j_s, z]             s: the D(D+1)/2 pairs i <= j
-        Kw_t[a, (k, O), s] = sum_q K_t[(k, O), s, q] w[q, a]     K: each sorted monomial's coefficient in
-                                                                 basis function q (the weights go in first)
-        out[a, O, z]     = sum_t sum_k x[a, k, z] (Kw_t[a, (k, O), s] P[a, s, z])   one batched GEMM per
-                                                                 input term t (k runs over its components)
+        P_u[a, (i, j), z]  = x[a, i, z] x[a, j, z]                 j in input term u, i before its end:
+                                                                   one broadcast product per term
+        Kw_t[a, (k, O), s] = sum_q K_t[(k, O), s, q] w[q, a]       K: each sorted monomial's coefficient in
+                                                                   basis function q (the weights go in first)
+        out[a, O, z]       = sum_t sum_k x[a, k, z] sum_(u <= t) Kw_t[a, (k, O), s in u] P_u[a, s, z]
+                                                                   batched GEMMs (k: the components of term t)
 
-    Each monomial x_i x_j x_k (i <= j <= k) is counted once: the pairs are ordered by j, then i, so
-    those with j <= k, all that input term t needs, are a prefix of P.  O: one channel's components
-    of every output term.  Measured 2.5-5x faster than the contractions on order-3 vertices (MACE's
-    product basis: docs/performance.md); for order 2 the contractions were faster, so it is not used.
+    Each monomial x_i x_j x_k (i <= j <= k) is counted once, at the pair slot (i, j) (slots with i > j,
+    within one term, have zero coefficients); term t needs the slots of the terms up to t, a prefix of
+    the slots (slot_starts).  O: one channel's components of every output term.  The pair products
+    are broadcast products kept per term and the GEMMs accumulate (baddbmm): gathers (index_select)
+    or slices of one concatenated P made the backward slow (index_add, zero-filled slice gradients).
+    Measured 2.5-5x faster forward than the contractions on order-3 vertices (MACE's product basis:
+    docs/performance.md); for order 2 the contractions were faster, so it is not used there.
     """
     mul: int
     dim: int                          # D
-    pair_i: np.ndarray
-    pair_j: np.ndarray
+    starts: tuple[int, ...]           # where each input term's components start, then D
+    slot_starts: tuple[int, ...]      # where each term's pair slots start in P, then their number
     # Per batched GEMM (input term): (k0, k1, prefix, K_t as [(k, O, prefix), rank]), k0:k1 its components.
     blocks: list[tuple[int, int, int, np.ndarray]]
     out_dim: int                      # O
@@ -444,10 +448,12 @@ def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
 
 def symmetric_pair_form(wire: Irreps, out: Irreps, bases, batch: int) -> SymmetricPairs:
     """The SymmetricPairs form of fuse(wire, wire, wire) [weights=uuu, symmetric], with its cost."""
-    starts = list(np.cumsum([0] + [t.irrep.dim for t in wire]))
+    starts = [int(v) for v in np.cumsum([0] + [t.irrep.dim for t in wire])]
     D, mul = starts[-1], wire[0].mul
-    pair_j, pair_i = np.array([(j, i) for j in range(D) for i in range(j + 1)], dtype=np.int64).T
-    S = len(pair_i)
+    # Slot of the pair (i, j), j in term u: the slots of the terms before u, then i * d_u + (j - start of u).
+    term_of = np.repeat(np.arange(len(wire)), np.diff(starts))
+    slot_start = np.cumsum([0] + [starts[u + 1] * (starts[u + 1] - starts[u]) for u in range(len(wire))])
+    S = int(slot_start[-1])
     o_starts = list(np.cumsum([0] + [t.irrep.dim for t in out]))
     r_starts = list(np.cumsum([0] + [b.rank for b in bases]))
     O, R = o_starts[-1], r_starts[-1]
@@ -459,16 +465,17 @@ def symmetric_pair_form(wire: Irreps, out: Irreps, bases, batch: int) -> Symmetr
             grids = np.meshgrid(*[np.arange(starts[t], starts[t + 1]) for t in terms], indexing="ij")
             comps = np.sort(np.stack([g.reshape(-1) for g in grids]), axis=0)    # every term of the block,
             values = block.reshape(-1, block.shape[-1]) * norm                    # its monomial sorted
-            s = comps[1] * (comps[1] + 1) // 2 + comps[0]
+            u = term_of[comps[1]]
+            s = slot_start[u] + comps[0] * (np.diff(starts)[u]) + comps[1] - np.asarray(starts)[u]
             o = slice(o_starts[c], o_starts[c + 1])
             np.add.at(K, (s, comps[2], o, q), values)
     rows = batch * mul
-    cost = COPY_WEIGHT * rows * D + (3 * WRITE_WEIGHT + 1) * rows * S + 4 * OP_OVERHEAD_FLOPS     # x^T, P
+    cost = COPY_WEIGHT * rows * D + (WRITE_WEIGHT + 1) * rows * S + (len(wire) + 2) * OP_OVERHEAD_FLOPS  # x^T, P
     flops = rows * S
     blocks = []
     for t in range(len(wire)):
         k0, k1 = starts[t], starts[t + 1]
-        prefix = k1 * (k1 + 1) // 2
+        prefix = int(slot_start[t + 1])
         part = K[:prefix, k0:k1]
         if part.any():
             blocks.append((k0, k1, prefix, np.ascontiguousarray(part.transpose(1, 2, 0, 3).reshape(-1, R))))
@@ -479,7 +486,7 @@ def symmetric_pair_form(wire: Irreps, out: Irreps, bases, batch: int) -> Symmetr
         cost += int(BMM_FLOP_WEIGHT * gemm) + WRITE_WEIGHT * rows * width + 2 * const.size * mul \
             + COPY_WEIGHT * const.shape[0] * mul + MULSUM_WEIGHT * rows * width + 4 * OP_OVERHEAD_FLOPS
     cost += COPY_WEIGHT * rows * O + OP_OVERHEAD_FLOPS * len(out)                     # back to mul_ir
-    return SymmetricPairs(mul, D, pair_i, pair_j, blocks, O, R, flops, cost)
+    return SymmetricPairs(mul, D, tuple(starts), tuple(int(v) for v in slot_start), blocks, O, R, flops, cost)
 
 
 def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
@@ -948,7 +955,7 @@ def _peak_bytes(d: Diagram, v: VertexPlan, rows: int, nodes: int = 0) -> int:
     if v.symmetric_pairs is not None:    # x^T and the pair products, then one block's GEMM result
         sp = v.symmetric_pairs
         widest = max((const.shape[0] // prefix for _, _, prefix, const in sp.blocks), default=0)
-        transient = rows * sp.mul * (sp.dim + len(sp.pair_i) + widest + sp.out_dim)
+        transient = rows * sp.mul * (sp.dim + sp.slot_starts[-1] + widest + sp.out_dim)
     return 4 * (out + transient)
 
 
