@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: install install-gpu graphviz demo test gallery bench clean
+.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean
 
 install:
 	$(PIP) "$(TORCH_SPEC)"
@@ -29,6 +29,10 @@ demo: install graphviz
 
 test: install-gpu graphviz
 	$(PYTHON) -m pytest tests
+
+# The pipeline fuzzer at full size (CI runs 10,000 cases inside `make test`).
+fuzz: install
+	$(PYTHON) tests/fuzz_pipeline.py 100000
 
 gallery: install graphviz
 	$(PYTHON) docs/make_gallery.py

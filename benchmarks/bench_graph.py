@@ -19,6 +19,7 @@ planned and planned vertex by vertex as written (api.compile_analysis(graph_rewr
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -136,7 +137,7 @@ def run_times(repeat: int) -> dict:
 
 # Blocks for the rewrite table: the benchmark block, a convolution with shared weights everywhere
 # (a linear before the gather, uvw weights, a linear after the scatter) and edge features with
-# channels (uvw weights that the planner applies on the nodes).
+# channels widened by uvw weights (which the planner applies on the nodes).
 REWRITE_BLOCKS = {
     "MACE-like interaction (above)": SOURCE,
     "convolution, shared weights": """group O3
@@ -151,13 +152,13 @@ diagram Block {
     a = linear(s)
 }
 """,
-    "edge features with channels": """group O3
+    "edge features, widened by uvw": """group O3
 diagram Block {
-    in  h : 32x(0e + 1o) per node
-    in  f : 4x(0e + 1o) per edge
-    out a : 32x(0e + 1o) per node
-    wire hs : 32x(0e + 1o) = gather(h, sender)
-    wire m  : 32x(0e + 1o) = fuse(hs, f) [weights=uvw]
+    in  h : 8x(0e + 1o) per node
+    in  f : 8x(0e + 1o) per edge
+    out a : 64x(0e + 1o) per node
+    wire hs : 8x(0e + 1o) = gather(h, sender)
+    wire m  : 64x(0e + 1o) = fuse(hs, f) [weights=uvw]
     a = scatter(m, receiver)
 }
 """,
@@ -241,10 +242,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
     repeat = args.repeat or (3 if args.quick else 11)
+    load_before = os.getloadavg()[0]
     error = agreement()
     times = run_times(repeat)
     memory = {impl: peak_memory(impl) for impl in ("ours", "e3nn")}
     text = table(times, memory, error, rewrite_rows(repeat))
+    # The machine is shared: the load says how far the wall times are from an idle machine's.
+    text += (f"\nLoad average (1 min) on this {os.cpu_count()}-core machine: {load_before:.1f} before the "
+             f"run, {os.getloadavg()[0]:.1f} after it.\n")
     print(text)
     if not args.quick:
         doc = DOC.read_text()

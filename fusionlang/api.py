@@ -58,10 +58,12 @@ def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "c
                            [d for d in analysis.diagnostics if not d.is_error], backend)
 
 
-def compile_source(text: str, file: str = "<input>", backend: str = "auto") -> CompiledProgram:
-    """Parse, check, plan and generate; raises FusionError with every diagnostic on errors."""
-    return compile_analysis(analyze(text, file), backend=backend)
+def compile_source(text: str, file: str = "<input>", limits=None, backend: str = "auto") -> CompiledProgram:
+    """Parse, check, plan and generate; raises FusionError with every diagnostic on errors.
+    limits: a fusionlang.Limits or {name: n} raising what a compile may allocate (docs/limits.md);
+    backend: "auto", "torch" or "triton" (docs/gpu.md)."""
+    return compile_analysis(analyze(text, file, limits), backend=backend)
 
 
-def compile_file(path: str | Path, backend: str = "auto") -> CompiledProgram:
-    return compile_analysis(analyze_file(path), backend=backend)
+def compile_file(path: str | Path, limits=None, backend: str = "auto") -> CompiledProgram:
+    return compile_analysis(analyze_file(path, limits), backend=backend)

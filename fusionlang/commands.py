@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .files import write_atomic
 from .render import register_cli as _render
 
 
@@ -33,7 +34,7 @@ def cmd_compile(args) -> int:
         return cli.EXIT_ERRORS
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".py")
     try:
-        out.write_text(program.python, encoding="utf-8")
+        write_atomic(out, program.python)
     except OSError as exc:
         raise cli.UsageError(f"{out}: {exc.strerror or exc}") from None
     names = ", ".join(program.modules) or "no open diagrams"
@@ -84,6 +85,8 @@ def format_plan(program, verbose: bool = False) -> str:
                 lines.append(f"    writes `{v.scatter_into}` on the nodes directly"
                              + (", weights applied there" if v.weights_on_nodes else ""))
             form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
+                    else f"symmetric pair form ({v.symmetric_pairs.slot_starts[-1]} pair products x_i x_j, "
+                         f"{len(v.symmetric_pairs.blocks)} batched GEMMs)" if v.symmetric_pairs
                     else f"contractions {len(v.contractions)}")
             counts = f"paths {len(v.paths)}, weights {v.weight_numel}"
             if v.symmetric_bases:   # LANGUAGE.md section 10: both weight counts
@@ -169,27 +172,35 @@ def cmd_verify(args) -> int:
 # -- eval -----------------------------------------------------------------------
 
 def cmd_eval(args) -> int:
-    from .reference import evaluate_closed
+    from .exact import NotEvaluable, evaluate_exact
     cli = _cli()
     analysis = cli._load_checked(args.file)
     if analysis is None:
         return cli.EXIT_ERRORS
     names = [d.name for d in analysis.diagrams]
-    if args.diagram not in names:
-        raise cli.UsageError(f"no diagram `{args.diagram}` in {args.file}; it has {', '.join(names) or 'none'}")
-    diagram = analysis.diagram(args.diagram)
+    closed = [d.name for d in analysis.diagrams if d.is_closed]
+    name = args.diagram
+    if name is None:
+        if len(closed) != 1:
+            which = (f"its closed diagrams are {', '.join(closed)}" if closed else
+                     f"it has no closed diagram (its diagrams: {', '.join(names) or 'none'})")
+            raise cli.UsageError(f"{args.file}: name the diagram to evaluate with --diagram NAME; {which}")
+        name = closed[0]
+    if name not in names:
+        raise cli.UsageError(f"no diagram `{name}` in {args.file}; it has {', '.join(names) or 'none'}")
+    diagram = analysis.diagram(name)
     if not diagram.is_closed:
-        print(f"error: diagram `{args.diagram}` is open (it has inputs or outputs), so it is a map, not a number; "
-              f"`fusionc eval` needs a closed diagram\n  help: compile it with `fusionc compile` instead",
+        print(f"error: diagram `{name}` is open (it has inputs or outputs), so it is a map, not a number; "
+              f"`fusionc eval` needs a closed diagram\n  = help: compile it with `fusionc compile` instead",
               file=sys.stderr)
         return cli.EXIT_ERRORS
     try:
-        exact = evaluate_closed(diagram, exact=True)
-    except ValueError as exc:
+        exact = evaluate_exact(diagram)
+    except NotEvaluable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return cli.EXIT_ERRORS
-    print(f"{args.diagram} = {exact}")
-    print(f"{args.diagram} ~ {float(exact)!r}")
+    print(f"{name} = {exact}")
+    print(f"{name} ~ {float(exact)!r}")
     return cli.EXIT_OK
 
 
@@ -201,13 +212,15 @@ def cmd_build(args) -> int:
     src = Path(args.directory)
     if not src.is_dir():
         raise cli.UsageError(f"{src}: not a directory")
-    return build_all(src, Path(args.output))
+    return build_all(src, Path(args.output), cli.current_limits())
 
 
 def _register(sub, add_common) -> None:
+    from .cli import add_limits
     p = sub.add_parser("compile", help="write a standalone PyTorch module per open diagram")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", metavar="OUT.py", help="output path (default: FILE with .py)")
+    add_limits(p)
     p.add_argument("--backend", choices=("auto", "torch", "triton"), default="auto",
                    help="torch: PyTorch operations; triton: also Triton kernels for fuse vertices (docs/gpu.md); "
                         "auto (default): triton where CUDA is available and triton imports, else torch")
@@ -217,21 +230,26 @@ def _register(sub, add_common) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--batch", type=int, default=1024, help="batch size to plan for (default 1024)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every path")
+    add_limits(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("verify", help="compile, then check equivariance numerically")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--trials", type=int, default=4, help="random rotations per diagram (default 4)")
+    add_limits(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("eval", help="exact value of a closed diagram")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--diagram", required=True, metavar="NAME")
+    p.add_argument("--diagram", metavar="NAME",
+                   help="the closed diagram to evaluate (needed only when the file has several)")
+    add_limits(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("build", help="the main job: compile, render and verify every .fus file in a folder")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("-o", "--output", default="out", metavar="OUTDIR", help="where to write (default out/)")
+    add_limits(p)
     p.set_defaults(func=cmd_build)
 
 

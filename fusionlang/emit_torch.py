@@ -256,7 +256,9 @@ class _ModuleWriter:
                  else f"{len(v.paths)} paths")
         self.body += ["", "# " + pynames.comment(
             f"line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: {count}, " +
-            (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks else f"{len(v.contractions)} contractions"))]
+            (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
+             else "symmetric pair form" if v.symmetric_pairs
+             else f"{len(v.contractions)} contractions"))]
         for g in self.plan.vertices:      # gathers and scatters this vertex performs (plan.plan_graph)
             if g.absorbed_by == v.node:
                 self.body.append(f"# and {g.outputs[0]} = {g.kind}({g.inputs[0]}, {g.endpoint}) with it: "
@@ -275,6 +277,9 @@ class _ModuleWriter:
         if v.operator_blocks:
             self.operator_vertex(v, weights)
             return
+        if v.symmetric_pairs is not None:
+            self._assign_vertex_output(v, self.symmetric_pair_pieces(v, weights))
+            return
         partial: dict[int, list[str]] = {}
         for c in v.contractions:
             result = self.split_contraction(v, c, weights) if v.weights_on_nodes else self.contraction(v, c, weights)
@@ -290,6 +295,11 @@ class _ModuleWriter:
             terms = partial[term_index]
             expr = " + ".join(terms)
             pieces.append(f"({expr}).reshape(-1, {term.dim})" if len(terms) > 1 else f"{expr}.reshape(-1, {term.dim})")
+        self._assign_vertex_output(v, pieces)
+
+    def _assign_vertex_output(self, v: VertexPlan, pieces: list[str]) -> None:
+        """The output terms [z, dim] into the output wire, or added into the nodes (scatter_into)."""
+        out = v.outputs[0]
         if v.weights_on_nodes:
             self._assign_output(self.var[v.scatter_into], pieces)
         elif v.scatter_into:
@@ -298,6 +308,62 @@ class _ModuleWriter:
             self._assign_output(self.var[v.scatter_into], [f"_scatter_add({p}, {end}, num_nodes)" for p in pieces])
         else:
             self._assign_output(self.var[out], pieces)
+
+    def symmetric_pair_pieces(self, v: VertexPlan, weights: str) -> list[str]:
+        """The symmetric pair form (plan.SymmetricPairs): pair products of one channel's components,
+        then one batched GEMM per input term with the weights folded into its constant."""
+        sp, out, wire = v.symmetric_pairs, self.var[v.outputs[0]], v.inputs[0]
+        mul, D, O = sp.mul, sp.dim, sp.out_dim
+        terms = self.wire_terms(wire)
+        dims = [t.irrep.dim for t in self.d.irreps(wire)]
+        xt = self.namer.fresh(f"{self.var[wire]}_channels")
+        parts = [f"{t}.reshape(-1, {mul}, {d})" for t, d in zip(terms, dims)]
+        joined = parts[0] if len(parts) == 1 else f"torch.cat([{', '.join(parts)}], dim=2)"
+        # [mul, D, z]: channels outermost (the batched GEMMs' batch), the nodes innermost.
+        self.body.append(f"{xt} = {joined}.permute(1, 2, 0).contiguous()")
+        x_terms = self._split(xt, dims, 1, f"{self.var[wire]}_channel_term")
+        products = []
+        for u in range(len(dims)):   # x_i x_j for j in term u and every i before its end
+            j1 = sp.starts[u + 1]
+            left = xt if j1 == D else f"{xt}[:, :{j1}]"
+            name = self.namer.fresh(f"{out}_pairs")
+            self.body.append(f"{name} = ({left}[:, :, None] * {x_terms[u]}[:, None]).reshape({mul}, {j1 * dims[u]}, -1)")
+            products.append(name)
+        w = self.namer.fresh(f"{out}_w")
+        self.body.append(f"{w} = {weights}.reshape({sp.rank}, {mul})")
+        acc = None
+        for k0, k1, prefix, const in sp.blocks:
+            t = sp.starts.index(k0)
+            width = const.shape[0] // prefix
+            K = self.buffer(f"{out}_sym", const)
+            kw = self.namer.fresh(f"{out}_kw")
+            self.body.append(f"{kw} = ({K}.to(dtype) @ {w}).t().contiguous().reshape({mul}, {width}, {prefix})")
+            g = None
+            nonzero = const.reshape(width, prefix, -1).any(axis=(0, 2))
+            for u in range(t + 1):   # the pair slots of the terms up to t
+                s0, s1 = sp.slot_starts[u], sp.slot_starts[u + 1]
+                if not nonzero[s0:s1].any():
+                    continue
+                op = kw if (s0, s1) == (0, prefix) else f"{kw}[:, :, {s0}:{s1}]"
+                step = self.namer.fresh(f"{out}_g")
+                self.body.append(f"{step} = torch.bmm({op}, {products[u]})" if g is None
+                                 else f"{step} = torch.baddbmm({g}, {op}, {products[u]})")
+                g = step
+            part = self.namer.fresh(f"{out}_part")   # times the third factor x_k (k in term t), summed
+            self.body.append(f"{part} = ({g}.reshape({mul}, {k1 - k0}, {O}, -1) * {x_terms[t]}[:, :, None]).sum(1)")
+            if acc is None:
+                acc = part
+            else:
+                total = self.namer.fresh(f"{out}_acc")
+                self.body.append(f"{total} = {acc} + {part}")
+                acc = total
+        pieces, o = [], 0
+        for term in v.out_irreps:   # [mul, O, z] -> each term [z, mul * dim] (mul_ir)
+            d = term.irrep.dim
+            rows = acc if (o, d) == (0, O) else f"{acc}[:, {o}:{o + d}]"
+            pieces.append(f"{rows}.permute(2, 0, 1).reshape(-1, {term.dim})")
+            o += d
+        return pieces
 
     def _absorbed_scatter(self, v: VertexPlan) -> VertexPlan:
         return next(s for s in self.plan.vertices if s.kind == "scatter" and s.outputs[0] == v.scatter_into)

@@ -18,11 +18,11 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import types
 import warnings
 
 from .coupling import cache_path
+from .files import write_atomic
 
 PREFIX = __name__ + "."
 DIGEST_HEX = 20
@@ -66,20 +66,11 @@ def _write(short: str, data: bytes) -> str | None:
     target = os.path.join(folder, short + ".py")
     if _regular_file_bytes(target) == data:
         return target
-    tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{short}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
+        write_atomic(target, data)
         return target
     except OSError as exc:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
         warnings.warn(f"fusionlang: cannot write {target!r} ({exc}); the compiled modules work in this "
                       "process, but a model pickled with them cannot be loaded in another one",
                       GeneratedCacheWarning, stacklevel=3)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from .diagnostics import Diagnostic, Span
-from .groups import GROUPS, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
+from .groups import GROUPS, MAX_MULTIPLICITY, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
 from .names import UnsafeName, python_name
 from .syntax import (DOMAINS, ENDPOINTS, OPERATIONS, Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef,
                      Paren, Program, Sh, suggest)
@@ -150,8 +150,12 @@ class _Lowering:
             mul = term.mul or 1
             for t in inner:
                 terms.append(MulIrrep(t.mul * mul, t.irrep))
-                if t.mul * mul > 1 << 30:
-                    ok = False
+            if ok and any(t.mul > MAX_MULTIPLICITY for t in terms):
+                big = max(terms, key=lambda t: t.mul)
+                self.error("F022", f"`{_clip(str(big))}`: multiplying out gives multiplicity {big.mul:,} for "
+                           f"{big.irrep}; the limit is {MAX_MULTIPLICITY:,}", term.span,
+                           "use fewer channels (a multiplicity applies to everything inside its parentheses)")
+                return None
             if len(terms) > MAX_TERMS:
                 self.error("F022", f"the expression expands to more than {MAX_TERMS:,} terms", expr.span,
                            "write repeated irreps with a multiplicity, as in `16x0e` for `0e + 0e + ...`")
@@ -159,9 +163,9 @@ class _Lowering:
         if not ok:
             return None
         irreps = Irreps(terms)
-        if irreps.dim > MAX_WIRE_DIM or any(t.mul > 65536 for t in irreps):
+        if irreps.dim > MAX_WIRE_DIM:
             self.error("F022", f"`{_clip(str(irreps))}` has {irreps.dim:,} components; the limit for one wire is "
-                       f"{MAX_WIRE_DIM:,} and for one multiplicity 65,536", expr.span,
+                       f"{MAX_WIRE_DIM:,}", expr.span,
                        "use fewer channels or smaller irreps")
             return None
         return irreps

@@ -283,6 +283,10 @@ def evaluate_closed(diagram: Diagram, exact: bool = False):
     """The number a closed diagram denotes (a float, or a sympy expression when exact)."""
     if not diagram.is_closed:
         raise ValueError(f"diagram {diagram.name} is open")
+    if exact:
+        # Exact arithmetic end to end (exact.py): never a float rounded back into a rational.
+        from .exact import evaluate_exact
+        return evaluate_exact(diagram)
     symbols: dict[str, str] = {}
     operands, specs = [], []
     for node, data in diagram.vertices():
@@ -295,25 +299,4 @@ def evaluate_closed(diagram: Diagram, exact: bool = False):
         operands.append(vertex_tensor(diagram, node, exact=exact))
     if not operands:
         return 1
-    if exact:
-        import sympy
-        value = _exact_contract(specs, operands)
-        return sympy.nsimplify(sympy.simplify(value)) if not isinstance(value, int) else sympy.Integer(value)
     return float(np.real(oe.contract(",".join(specs) + "->", *operands)))
-
-
-def _exact_contract(specs: list[str], operands: list[np.ndarray]):
-    """Contract object-dtype (sympy) tensors pairwise; numpy's tensordot works on objects."""
-    specs, operands = list(specs), list(operands)
-    while len(operands) > 1:
-        a, sa = operands.pop(0), specs.pop(0)
-        # pick the partner sharing most indices
-        k = max(range(len(specs)), key=lambda j: len(set(sa) & set(specs[j])))
-        b, sb = operands.pop(k), specs.pop(k)
-        shared = [c for c in sa if c in sb]
-        res = np.tensordot(a, b, axes=([sa.index(c) for c in shared], [sb.index(c) for c in shared]))
-        operands.append(res)
-        specs.append("".join(c for c in sa if c not in shared) + "".join(c for c in sb if c not in shared))
-    result = operands[0]
-    # Any index still present twice within one tensor is a self-loop: trace it.
-    return result.item() if result.ndim == 0 else result.sum()

@@ -66,14 +66,14 @@ diagram Mixed {
 }
 """
 
-# Edge features with channels: the uvw weights are applied after the sum, on the nodes.
+# Edge features with channels, widened by uvw: the weights are applied after the sum, on the nodes.
 EDGE_FEATURES = """group O3
 diagram EdgeFeatures {
-    in  h : 16x(0e + 1o) per node
-    in  f : 4x(0e + 1o) per edge
-    out a : 16x(0e + 1o) per node
-    wire hs : 16x(0e + 1o) = gather(h, sender)
-    wire m  : 16x(0e + 1o) = fuse(hs, f) [weights=uvw]
+    in  h : 8x(0e + 1o) per node
+    in  f : 8x(0e + 1o) per edge
+    out a : 64x(0e + 1o) per node
+    wire hs : 8x(0e + 1o) = gather(h, sender)
+    wire m  : 64x(0e + 1o) = fuse(hs, f) [weights=uvw]
     a = scatter(m, receiver)
 }
 """
@@ -171,7 +171,7 @@ def e3nn_reference(name, module, V, edge_index, args):
         return e, scatter_sum(e, send, V), scatter_sum(t, recv, V)
     if name == "EdgeFeatures":
         h, f = args
-        m = tp("16x0e+16x1o", "4x0e+4x1o", "16x0e+16x1o", "uvw", False, "m_weight")(h[send], f)
+        m = tp("8x0e+8x1o", "8x0e+8x1o", "64x0e+64x1o", "uvw", False, "m_weight")(h[send], f)
         return (scatter_sum(m, recv, V),)
     if name == "EdgesOnly":
         y, w = args
@@ -271,6 +271,32 @@ def test_planner_rewrites():
                 torch.testing.assert_close(x, y, rtol=1e-11, atol=1e-11)
 
 
+def test_gathered_output_wire_is_kept():
+    """A gathered wire that is also an output is still produced when its linear moves to the nodes."""
+    text = """group O3
+diagram Keep {
+    in  h : 32x0e + 32x1o per node
+    out hs : 32x0e + 32x1o per edge
+    out t : 8x0e + 8x1o per edge
+    hs = gather(h, sender)
+    t = linear(hs)
+}
+"""
+    program = compile_source(text)
+    plan = program.plans["Keep"]
+    assert any("runs on the nodes before" in r for r in plan.rewrites)
+    module = program.modules["Keep"]().double()
+    gen = torch.Generator().manual_seed(0)
+    V, edge_index = graph("repeated_edges", gen)
+    h = torch.randn(V, 128, generator=gen, dtype=torch.float64)
+    hs, t = module(h, edge_index)
+    torch.testing.assert_close(hs, h[edge_index[0]], rtol=0, atol=0)
+    lin = o3.Linear("32x0e+32x1o", "8x0e+8x1o").double()
+    with torch.no_grad():
+        lin.weight.copy_(module.t_weight)
+        torch.testing.assert_close(t, lin(h[edge_index[0]]), rtol=1e-12, atol=1e-12)
+
+
 def test_rewrites_lower_the_modelled_cost():
     for name in SOURCES:
         a = analyze(SOURCES[name])
@@ -278,7 +304,7 @@ def test_rewrites_lower_the_modelled_cost():
         chosen = _program(name).plans[name]
         assert chosen.cost <= written.cost
     conv_written = compile_analysis(analyze(CONVOLUTION), graph_rewrites=False).plans["Convolution"]
-    assert _program("Convolution").plans["Convolution"].cost < 0.8 * conv_written.cost
+    assert _program("Convolution").plans["Convolution"].cost < 0.85 * conv_written.cost
 
 
 def test_edge_message_not_assembled():

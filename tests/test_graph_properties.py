@@ -62,7 +62,8 @@ def graph_diagrams(draw):
     reach = sorted(set().union(*(products(a, b) for a in h_labels for b in y_labels)) & set(LABELS + ["2o", "3o"]))
     out_labels = draw(st.lists(st.sampled_from(reach), min_size=1, max_size=3, unique=True))
     mode = draw(st.sampled_from(["uvu", "uvw", "none"]))
-    out_mul = draw(st.integers(1, 3)) if mode == "uvw" else mul * v if mode == "none" else mul
+    # uvw may widen a lot (64 channels): then the planner applies the shared weights on the nodes.
+    out_mul = draw(st.sampled_from([1, 2, 3, 64])) if mode == "uvw" else mul * v if mode == "none" else mul
     external = mode != "none" and draw(st.booleans())
     option = f" [weights={mode}{', external' if external else ''}]"
     edge_out = draw(st.booleans())
