@@ -30,8 +30,10 @@ ROOT = TESTS.parent
 
 MEMORY_CAP_BYTES = 3 << 30      # per worker process (address space, torch included)
 CHECK_SECONDS = 10.0            # `check` of any input (issue: under 10 s)
-CASE_SECONDS = 60.0             # check + fmt + plan + compile of one input (planning a 6-operand uvw
-                                # fuse takes ~30 s: the `work` budget underestimates it, see docs/limits.md)
+CASE_SECONDS = 60.0             # CPU seconds for check + fmt + plan + compile of one input (planning a
+                                # 6-operand uvw fuse takes ~30 s: the `work` budget underestimates it,
+                                # see docs/limits.md)
+HANG_SECONDS = 300.0            # wall-clock seconds without an answer: a hang (waiting, not computing)
 CLI_EVERY = 25                  # every n-th case also goes through fusionc's main()
 
 # Identifiers that Python, torch or the generated module treat specially: every one must
@@ -190,6 +192,8 @@ def run_case(data: bytes, index: int, workdir: Path) -> str | None:
 
 def worker(cases_path: str, results_path: str) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP_BYTES, MEMORY_CAP_BYTES))
+    # CPU time for "too slow" (a loaded machine must not fail the run), wall time for a hang.
+    signal.signal(signal.SIGPROF, _on_alarm)
     signal.signal(signal.SIGALRM, _on_alarm)
     sys.path.insert(0, str(TESTS))
     import tempfile
@@ -202,16 +206,18 @@ def worker(cases_path: str, results_path: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for index, encoded in cases:
             data = base64.b64decode(encoded)
-            signal.setitimer(signal.ITIMER_REAL, CASE_SECONDS)
+            signal.setitimer(signal.ITIMER_PROF, CASE_SECONDS)
+            signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
             try:
                 problem = run_case(data, index, Path(tmp))
             except CaseTimeout:
-                problem = f"over the {CASE_SECONDS:.0f} s cap (a hang?)"
+                problem = f"over the cap of {CASE_SECONDS:.0f} s of CPU time or {HANG_SECONDS:.0f} s of wall time"
             except MemoryError:
                 problem = f"over the {MEMORY_CAP_BYTES >> 30} GiB memory cap"
             except Exception:
                 problem = "exception:\n" + traceback.format_exc()[-2500:]
             finally:
+                signal.setitimer(signal.ITIMER_PROF, 0)
                 signal.setitimer(signal.ITIMER_REAL, 0)
             if problem is not None:
                 failures.append({"index": index, "input": data.decode("utf-8", "replace")[:2000],
