@@ -422,8 +422,11 @@ def documented_signatures(path: Path) -> list[DocumentedSignature]:
 
 
 def resolve(name: str):
+    """The fusionlang function a documented name means, or None for other names (torch.load, str)."""
     import importlib
     parts = name.split(".")
+    if len(parts) > 1 and parts[0] != "fusionlang":
+        return None
     candidates = [parts] if parts[0] == "fusionlang" else [home.split(".") + parts for home in SIGNATURE_HOMES]
     for dotted in candidates:
         for cut in range(len(dotted), 0, -1):
@@ -450,6 +453,8 @@ def signature_problem(documented: DocumentedSignature) -> str | None:
     """
     real = resolve(documented.name)
     if real is None:
+        if documented.name.startswith("fusionlang."):
+            return f"{documented.where}: `{documented.name}` does not exist"
         return None
     args = ast.parse(f"def _({documented.params}): pass").body[0].args
     positional = args.posonlyargs + args.args
