@@ -1,7 +1,7 @@
 """Plan -> Python source with Triton kernels for the fuse vertices (backend="triton").
 
 The module classes are those of the torch backend (emit_torch._ModuleWriter: same names,
-arguments, parameters and state_dict keys); only a fuse vertex that has kernels becomes one
+arguments and parameters; no coupling buffers); only a fuse vertex that has kernels becomes one
 call, `m = _fuse0(h, y, self.m_weight.to(dtype))`, to a generated function that runs
 
 - the Triton kernels through a torch.autograd.Function when the tensors are on a GPU (or
@@ -82,13 +82,11 @@ class _TritonModuleWriter(_ModuleWriter):
                 pname = self.weight_params[v.node]
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
                 args.append(f"self.{pname}.to(dtype)")
+        self.body.append(f"{out} = {function}({', '.join(args)})")
         if v.scatter_into:
-            # The scatter that reads this fuse: the edge message, then its rows added into the nodes.
+            # The scatter this fuse absorbed: the kernels' edge message, then its rows added into the nodes.
             end = self.ends[self._absorbed_scatter(v).endpoint]
-            self.body.append(f"{out} = {function}({', '.join(args)})")
             self.body.append(f"{self.var[v.scatter_into]} = _scatter_add({out}, {end}, num_nodes)")
-        else:
-            self.body.append(f"{out} = {function}({', '.join(args)})")
 
 
 def _function_prefix(names: list[str]) -> str:

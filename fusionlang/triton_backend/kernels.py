@@ -14,8 +14,13 @@ How the channels meet depends on the weight mode (u: first input, v: second, w: 
     uvw   out[z, w, k] = sum_uv sum_ij C[i,j,k] x[z,u,i] y[z,v,j] W[u,v,w]   tiles over w, loops over u, v
 
 (n-ary uvu: inputs after the first have multiplicity 1, so their components are
-[BLOCK_Z, 1] columns; n-ary uuu: every input is a tile.)  A loop over a channel with
-multiplicity 1 is written as straight code with the index 0.
+[BLOCK_Z, 1] columns; n-ary uuu: every input is a tile, three inputs through their fusion
+tree.)  A loop over a channel with multiplicity 1 is written as straight code with the index 0.
+
+Backward kernels recompute from the inputs.  A gradient that sums over the tiled channels
+(the second input's in uvu and none) is accumulated as tiles and reduced once per component;
+the uvw backward is two kernels, each tiling the channels of the input it differentiates and
+looping over the other two wires' channels, so that no tile axis is summed there at all.
 
 Gradients with respect to internal weights sum over all rows: each program reduces its
 rows and either stores one row of a [programs, numel] buffer that the caller sums
@@ -93,7 +98,6 @@ class Kernel:
     name: str
     source: str
     block_z: int
-    outputs: str      # what it writes, for the wrapper's comments
 
 
 class KernelWriter:
@@ -247,7 +251,6 @@ class KernelWriter:
         x_terms = sorted({p.ins[0] for p in s.paths})
         x_muls = [s.inputs[0][a].mul for a in range(len(s.inputs[0]))]
         out_muls = [t.mul for t in s.out]
-        y_mul = {b: s.inputs[1][b].mul for b in range(len(s.inputs[1]))} if self.n == 2 else {}
         groups = self._uvu_groups()
         ins = [f"in{r}_ptr" for r in range(self.n)]
         w_arg = ["w_ptr"] if s.weight_numel else []
@@ -293,7 +296,7 @@ class KernelWriter:
                 src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(live, self.widest), "out")
+        forward = Kernel(name, src.text(), block_rows(live, self.widest))
 
         # backward: gradients of every input and of the weights, one kernel
         src = Source()
@@ -365,7 +368,7 @@ class KernelWriter:
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in range(len(s.inputs[0]))) * 2 + \
             sum(t.dim * pow2(t.mul) for t in s.out) + \
             max(t.dim for r in range(1, self.n) for t in s.inputs[r]) * (self.n - 1) * pow2(max(x_muls))
-        backward = Kernel(name, src.text(), block_rows(live, self.widest), "gradients")
+        backward = Kernel(name, src.text(), block_rows(live, self.widest))
         return [forward, backward]
 
     # uuu ----------------------------------------------------------------------------
@@ -435,7 +438,7 @@ class KernelWriter:
                 src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest), "out")
+        forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest))
 
         # backward
         src = Source()
@@ -481,7 +484,7 @@ class KernelWriter:
                 for i in range(term.dim):
                     src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
                         f"mask=ok{term.mul})")
-        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest), "gradients")
+        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest))
         return [forward, backward]
 
     def _uuu_tree(self) -> list[Kernel]:
@@ -551,7 +554,7 @@ class KernelWriter:
                 src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest), "out")
+        forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest))
 
         # backward
         src = Source()
@@ -608,7 +611,7 @@ class KernelWriter:
                 for i in range(term.dim):
                     src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
                         f"mask=ok{term.mul})")
-        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest), "gradients")
+        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest))
         return [forward, backward]
 
     # none (binary) ----------------------------------------------------------------------
@@ -656,7 +659,7 @@ class KernelWriter:
             self.end_loop(src, mul_b)
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             max(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(live, self.widest), "out")
+        forward = Kernel(name, src.text(), block_rows(live, self.widest))
 
         # backward: second-input term by term (each owns its gradient), looping over its channels
         src = Source()
@@ -677,8 +680,10 @@ class KernelWriter:
             mul_b = term_b.mul
             v = self.loop(src, "v", mul_b)
             self._others(src, paths, v)
-            for j in range(term_b.dim):
-                src(f"gy1_{b}_{j} = {self.zeros(None)}")
+            # gy sums over the first input's channels: accumulated as tiles, reduced once per component
+            sums = sorted({(idx[1], s.inputs[0][p.ins[0]].mul) for p in paths for idx, _, _ in p.entries})
+            for j, mul in sums:
+                src(f"T{j}_{mul} = {self.zeros(mul)}")
             loaded = set()
             for p in paths:
                 self.comment(src, p)
@@ -689,17 +694,18 @@ class KernelWriter:
                         loaded.add((c, k))
                         address, mul_a = out_address("grad", c, k, mul_b, v)
                         src(f"g{b}_{c}_{k} = tl.load({address}, mask=ok{mul_a}, other=0.0)")
-                a = p.ins[0]
+                a, mul = p.ins[0], s.inputs[0][p.ins[0]].mul
                 for i in sorted({i for i, _ in combos}):
                     terms = " + ".join(f"{combos[(ii, k)]} * g{b}_{c}_{k}" for ii, k in sorted(combos) if ii == i)
                     src(f"gx{a}_{i} += {terms}")
-                for i, k in sorted(combos):
-                    src(f"r{p.index}_{i}_{k} = tl.sum(x{a}_{i} * g{b}_{c}_{k}, axis=1)[:, None]")
                 per_j: dict[int, list] = {}
                 for idx, k, coef in p.entries:
-                    per_j.setdefault(idx[1], []).append((coef, [f"r{p.index}_{idx[0]}_{k}"]))
+                    per_j.setdefault(idx[1], []).append((coef, [f"x{a}_{idx[0]}", f"g{b}_{c}_{k}"]))
                 for j, terms in sorted(per_j.items()):
-                    src(f"gy1_{b}_{j} += {linear_sum(terms)}")
+                    src(f"T{j}_{mul} += {linear_sum(terms)}")
+            for j in range(term_b.dim):
+                parts = [f"tl.sum(T{jj}_{m}, axis=1)[:, None]" for jj, m in sums if jj == j]
+                src(f"gy1_{b}_{j} = {' + '.join(parts) if parts else self.zeros(None)}")
             for j in range(term_b.dim):
                 src(f"tl.store({self.column_address('gin1', term_b, j, v)}, gy1_{b}_{j}, mask=row_ok)")
             self.end_loop(src, mul_b)
@@ -707,7 +713,7 @@ class KernelWriter:
             for i in range(t.dim):
                 src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
         live = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0]) + max(t.dim * pow2(t.mul) for t in s.out)
-        backward = Kernel(name, src.text(), block_rows(live, self.widest), "gradients")
+        backward = Kernel(name, src.text(), block_rows(live, self.widest))
         return [forward, backward]
 
     # uvw (binary) ------------------------------------------------------------------------
@@ -774,7 +780,7 @@ class KernelWriter:
             for k in range(t.dim):
                 src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         live = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(live, self.widest), "out")
+        forward = Kernel(name, src.text(), block_rows(live, self.widest))
 
         def offset(*parts) -> str:
             """'v * 16 + w' from (v, 16), (w, 1), leaving out static zeros."""
@@ -790,7 +796,6 @@ class KernelWriter:
         # the other two wires' channels, so that every update is a column times a row of weights (as in
         # the forward) and no sum over a tile axis is needed, except the weights' sum over rows.
         x_terms = sorted({p.ins[0] for p in s.paths})
-        y_terms = sorted({p.ins[1] for p in s.paths})
 
         # backward 1: gradient of the first input and of the weights
         src = Source()
@@ -835,7 +840,7 @@ class KernelWriter:
             for i in range(t.dim):
                 src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
         live_x = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0])
-        backward_x = Kernel(name, src.text(), block_rows(live_x, self.widest), "first input and weights")
+        backward_x = Kernel(name, src.text(), block_rows(live_x, self.widest))
 
         # backward 2: gradient of the second input
         src = Source()
@@ -873,5 +878,5 @@ class KernelWriter:
             for j in range(t.dim):
                 src(f"tl.store(gin1 + {t.offset + j} + ch{t.mul} * {t.dim}, gy{b}_{j}, mask=ok{t.mul})")
         live_y = sum(t.dim * pow2(t.mul) for t in s.inputs[1])
-        backward_y = Kernel(name, src.text(), block_rows(live_y, self.widest), "second input")
+        backward_y = Kernel(name, src.text(), block_rows(live_y, self.widest))
         return [forward, backward_x, backward_y]

@@ -70,10 +70,6 @@ class FuseSpec:
     def out_dim(self) -> int:
         return sum(t.mul * t.dim for t in self.out)
 
-    @property
-    def entry_count(self) -> int:
-        return sum(len(p.entries) for p in self.paths)
-
 
 def _terms(irreps) -> list[Term]:
     out, start = [], 0
