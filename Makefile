@@ -6,11 +6,16 @@ TORCH_SPEC ?= torch==2.13.0
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: install graphviz demo test gallery bench clean
+.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean
 
 install:
 	$(PIP) "$(TORCH_SPEC)"
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,models]"
+
+# The gpu extra (triton) after the pinned torch, which it leaves alone: the Triton backend's tests
+# run its kernels through Triton's interpreter on machines without a GPU (docs/dependencies.md).
+install-gpu: install
+	$(PIP) -e ".[test,models,gpu]"
 
 graphviz:
 	@command -v dot >/dev/null 2>&1 || { \
@@ -22,8 +27,12 @@ graphviz:
 demo: install graphviz
 	$(PYTHON) -m fusionlang build examples/diagrams -o $(OUT)
 
-test: install graphviz
+test: install-gpu graphviz
 	$(PYTHON) -m pytest tests
+
+# The pipeline fuzzer at full size (CI runs 10,000 cases inside `make test`).
+fuzz: install
+	$(PYTHON) tests/fuzz_pipeline.py 100000
 
 gallery: install graphviz
 	$(PYTHON) docs/make_gallery.py

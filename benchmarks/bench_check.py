@@ -1,10 +1,14 @@
-"""Benchmark the front end on a generated 10,000-line .fus file (not a test).
+"""Benchmark the front end on generated .fus files (not a test).
 
-    python benchmarks/bench_check.py [--lines 10000] [--repeat 3]
+    python benchmarks/bench_check.py [--lines 10000] [--repeat 3] [--sizes 10k,100k,1M,10M]
 
 Times parse / lower / check in-process and `python -m fusionlang check` as a
-subprocess, records peak memory (tracemalloc for the Python heap, ru_maxrss of
-the CLI child), and writes the table to docs/performance-check.md.
+subprocess on a 10,000-line file, records peak memory (tracemalloc for the Python
+heap, ru_maxrss of the CLI child); then times `analyze` on inputs from 10 kB to
+10 MB, of diagrams and of comment lines, to show that the time per kB stays flat
+(issue 10, item 13: it used to grow with the number of comment lines).  Inputs past
+the 2 MiB default are checked with raised limits (docs/limits.md).  Writes the
+tables to docs/performance-check.md.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fusionlang.budget import Limits  # noqa: E402
 from fusionlang.check import check  # noqa: E402
 from fusionlang.frontend import analyze  # noqa: E402
 from fusionlang.ir import lower  # noqa: E402
@@ -74,6 +79,41 @@ def generate(lines: int) -> str:
     return text
 
 
+def generate_bytes(kind: str, size: int) -> str:
+    """About `size` bytes of .fus text: realistic diagrams, or comment lines around one diagram."""
+    if kind == "diagrams":
+        block = generate(400)
+        head, body = block.split("let H = 16x(0e + 1o + 2e)\n", 1)
+        parts, total, i = [head + "let H = 16x(0e + 1o + 2e)\n"], len(head), 0
+        while total < size:
+            text = TEMPLATES[i % len(TEMPLATES)].format(i=i) + "\n"
+            parts.append(text)
+            total += len(text)
+            i += 1
+        return "".join(parts)
+    line = "# a comment line, as long as a real one in a documented file\n"
+    return "group O3\n" + line * max(1, size // len(line)) + TEMPLATES[0].format(i=0).replace("H", "16x(0e + 1o)")
+
+
+SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+RAISED = Limits(source_bytes=1 << 30, weights=1 << 60, constants=1 << 60, literals=1 << 60,
+                intermediates=1 << 62, work=1 << 62, check_work=1 << 62)
+
+
+def scaling(sizes: list[str], repeat: int) -> list[tuple]:
+    rows = []
+    for kind in ("diagrams", "comments"):
+        for name in sizes:
+            text = generate_bytes(kind, SIZES[name])
+            n_bytes = len(text.encode())
+            runs = repeat if n_bytes < 2_000_000 else 1
+            seconds, result = best(lambda: analyze(text, limits=RAISED), runs)
+            assert result.ok, [d.message for d in result.diagnostics if d.is_error][:3]
+            rows.append((kind, name, n_bytes, text.count("\n"), seconds, seconds * 1000 / (n_bytes / 1000)))
+            print(f"{kind:9} {name:>5} {n_bytes:>11,} bytes {seconds:8.2f} s {rows[-1][-1]:7.3f} ms/kB", flush=True)
+    return rows
+
+
 def best(fn, repeat):
     times = []
     for _ in range(repeat):
@@ -88,6 +128,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance-check.md"))
+    ap.add_argument("--sizes", default="10k,100k,1M,10M", help="input sizes for the scaling table")
     args = ap.parse_args()
 
     text = generate(args.lines)
@@ -121,6 +162,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", "import fusionlang.cli"], env=env, check=True)
         t_import = time.perf_counter() - start
 
+    # After the CLI runs: a child forked from a process that has analysed 10 MB reports its RSS.
+    scale_rows = scaling([s for s in args.sizes.split(",") if s], args.repeat)
     n_vertices = sum(len(d.vertices()) for d in diagrams)
     rows = [
         ("parse (lark LALR + AST)", f"{t_parse * 1000:.0f} ms"),
@@ -133,6 +176,9 @@ def main() -> None:
         ("`fusionc check` peak RSS (ru_maxrss)", f"{rss / 1024:.0f} MiB"),
     ]
     table = "\n".join(["| step | best of %d |" % args.repeat, "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+    scale_table = "\n".join(["| input | size | bytes | lines | `analyze` | per kB |", "|---|---|---|---|---|---|"] + [
+        f"| {kind} | {name} | {n:,} | {lines:,} | {sec:.2f} s | {per_kb:.3f} ms |"
+        for kind, name, n, lines, sec, per_kb in scale_rows])
     doc = f"""# Front-end performance: `fusionc check`
 
 Input: a generated file of {n_lines:,} lines ({len(text.encode()):,} bytes), {len(diagrams):,} diagrams,
@@ -148,6 +194,16 @@ Reproduce with
 
 The cost is linear in the file size; most of it is lark's LALR parse and the
 Python objects of the AST. Limits that bound pathological input are in docs/limits.md.
+
+## Time per kB from 10 kB to 10 MB
+
+`analyze` (parse, lower, check) in-process, best of {args.repeat} below 2 MB, one run above;
+"diagrams" repeats the blocks above, "comments" is comment lines around one diagram.
+Inputs over the 2 MiB default are checked with raised limits (`Limits(source_bytes=...)`).
+A flat column means linear time: line and column numbers come from one list of line
+starts per file (bisection), not from counting newlines from the start for every token.
+
+{scale_table}
 """
     Path(args.out).write_text(doc)
     print(doc)

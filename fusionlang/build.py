@@ -6,13 +6,27 @@ import time
 from pathlib import Path
 
 from .api import compile_analysis
+from .exact import evaluate_exact
+from .files import write_atomic
 from .frontend import analyze_file
-from .reference import evaluate_closed
 from .render import find_dot, render
 from .verify import TOLERANCE, equivariance_error
 
 
-def build_all(src: Path, out: Path) -> int:
+def output_stems(files: list[Path]) -> dict[Path, str]:
+    """The name each source's outputs take: its whole file name without `.fus`, so that net.v1.fus
+    and net.v2.fus give net.v1.py and net.v2.py (Path.with_suffix would give net.py twice).  Names
+    that differ only in case (one file on case-insensitive disks) get `-2`, `-3`, ... in sorted order."""
+    stems, seen = {}, {}
+    for path in sorted(files):
+        stem = path.name[: -len(".fus")] if path.name.endswith(".fus") else path.name
+        key = stem.casefold()
+        seen[key] = seen.get(key, 0) + 1
+        stems[path] = stem if seen[key] == 1 else f"{stem}-{seen[key]}"
+    return stems
+
+
+def build_all(src: Path, out: Path, limits=None) -> int:
     files = sorted(src.glob("*.fus"))
     if not files:
         print(f"no .fus files in {src}", file=sys.stderr)
@@ -23,9 +37,10 @@ def build_all(src: Path, out: Path) -> int:
     if "svg" not in formats:
         print("note: graphviz `dot` not found: writing .dot only (apt-get install graphviz)", file=sys.stderr)
     start = time.perf_counter()
+    stems = output_stems(files)
     for k, path in enumerate(files, 1):
         print(f"[{k}/{len(files)}] {path.name}", file=sys.stderr, flush=True)
-        analysis = analyze_file(path)
+        analysis = analyze_file(path, limits)
         if not analysis.ok:
             for d in analysis.diagnostics:
                 print(d.render(analysis.source), file=sys.stderr)
@@ -33,17 +48,17 @@ def build_all(src: Path, out: Path) -> int:
             failures += 1
             continue
         program = compile_analysis(analysis)
-        stem = out / path.stem
+        stem = stems[path]
         written = []
         if program.modules:
-            stem.with_suffix(".py").write_text(program.python, encoding="utf-8")
-            written.append(stem.with_suffix(".py").name)
+            write_atomic(out / f"{stem}.py", program.python)
+            written.append(f"{stem}.py")
         for fmt in formats:
-            render(analysis.diagrams, stem.with_suffix("." + fmt))
-            written.append(stem.with_suffix("." + fmt).name)
+            render(analysis.diagrams, out / f"{stem}.{fmt}")
+            written.append(f"{stem}.{fmt}")
         for d in analysis.diagrams:
             if d.is_closed:
-                value = evaluate_closed(d, exact=True)
+                value = evaluate_exact(d)
                 result = f"value {value} = {float(value):.6g}"
                 rows.append((path.name, d.name, "closed", "-", "-", "-", result, ", ".join(written)))
                 continue

@@ -5,10 +5,14 @@ docs/diagnostics.md for every code.
 """
 from __future__ import annotations
 
+import functools
+
 import networkx as nx
 
+from .budget import (EDGES_PER_NODE, MAX_FUSE_INPUTS, PLAN_BATCH, UNITS_PER_LABELING, Cost, Limits, fuse_census,
+                     vertex_cost)
 from .diagnostics import Diagnostic
-from .groups import Irreps
+from .groups import MAX_TWO_J, Irreps
 from .ir import Diagram
 from .paths import MAX_PATHS, TooManyPaths, vertex_paths
 
@@ -30,11 +34,44 @@ def weight_mode(data: dict, diagram: Diagram) -> str:
     return "none" if all_single else "uvw"
 
 
-def check(diagrams: list[Diagram], file: str = "<input>") -> list[Diagnostic]:
+def check(diagrams: list[Diagram], file: str = "<input>", limits: Limits | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
+    usage = _Usage(Limits.of(limits))
     for diagram in diagrams:
-        out.extend(_Checker(diagram, file).run())
+        out.extend(_Checker(diagram, file, usage).run())
+    for name, (first, more) in usage.reported.items():
+        if more:
+            first.notes.append((f"{more:,} more {'vertex' if more == 1 else 'vertices'} after it would go over this limit too "
+                                "(reported once per file)", None))
     return out
+
+
+class _Usage:
+    """What a compile of the file would allocate and compute so far (budget.py), against the limits."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.weights = self.constants = self.literals = self.work = self.check_work = 0
+        # A limit of the file, once gone over, is reported at the first vertex only (with a count).
+        self.reported: dict[str, list] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _paths(group, kind: str, ins: tuple, outs: tuple):
+    """paths.vertex_paths, once per distinct vertex (files repeat their blocks)."""
+    return vertex_paths(group, kind, list(ins), list(outs))
+
+
+def _product(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def _mode_weights(mode: str, in_muls: list[int]) -> int:
+    """Weights of one path in a mode without an output channel (uvu, uuu, none)."""
+    return {"uvu": _product(in_muls), "uuu": in_muls[0]}.get(mode, 0)
 
 
 def _sum(irreps: list) -> str:
@@ -42,10 +79,13 @@ def _sum(irreps: list) -> str:
 
 
 class _Checker:
-    def __init__(self, diagram: Diagram, file: str):
+    def __init__(self, diagram: Diagram, file: str, usage: _Usage | None = None):
         self.d = diagram
         self.file = file
         self.diagnostics: list[Diagnostic] = []
+        self.usage = usage or _Usage(Limits())
+        self.intermediates = 0          # of this diagram's forward, at the planning batch
+        self.census_work = 0            # of the fuse being checked, until its budget is taken
 
     def error(self, code, message, span, help=None, severity="error"):
         self.diagnostics.append(Diagnostic(code, message, span, help, severity, self.file))
@@ -71,6 +111,7 @@ class _Checker:
         span = data["call_span"]
         if data["kind"] in ("gather", "scatter"):
             self.moved_irreps(data, ins[0], outs[0], span)
+            self.moved_budget(data, outs[0], span)
             return
         combinations = 1
         for w in ins + outs:
@@ -81,20 +122,26 @@ class _Checker:
                        f"{combinations:,} combinations, over the limit of {MAX_TERM_COMBINATIONS:,}", span,
                        "use fewer terms per wire (write `16x0e`, not `0e + 0e + ...`), or fuse in smaller steps")
             return
+        if data["kind"] == "fuse" and not self.fuse_bounds(ins, outs[0], span):
+            return
         try:
-            paths = vertex_paths(g, data["kind"], ins, outs)
+            paths = _paths(g, data["kind"], tuple(ins), tuple(outs))
         except TooManyPaths:
             self.error("F054", f"this vertex has more than {MAX_PATHS:,} paths, the limit for one vertex", span,
                        "use fewer irreps per wire, or fuse in smaller steps")
             return
         kind = data["kind"]
+        errors_before = len(self.diagnostics)
+        if data.get("symmetric") and not self.symmetric_allowed(data):
+            return
         if kind == "linear":
-            self.linear(data, ins[0], outs[0], paths, span)
+            if self.linear(data, ins[0], outs[0], paths, span):
+                self.budget(data, ins, outs, paths, span)
             return
         if kind == "fuse":
-            reachable = self.fuse_reachable(ins)
             names = " x ".join(f"({_sum(w.irreps)})" if len(w) > 1 else str(w[0].irrep) for w in ins)
             if not paths:
+                reachable = self.fuse_reachable(ins)
                 self.error("F050", f"no admissible path: {names} gives {_sum(reachable)}, "
                            f"and `{data['outputs'][0]}` has only {_sum(outs[0].irreps)}", span,
                            f"declare `{data['outputs'][0]}` with irreps from {_sum(reachable)}")
@@ -102,6 +149,7 @@ class _Checker:
             reached = {outs[0][p.outs[0]].irrep for p in paths}
             missing = [t.irrep for t in outs[0] if t.irrep not in reached]
             if missing:
+                reachable = self.fuse_reachable(ins)
                 self.error("F051", f"output irrep{'s' * (len(missing) > 1)} {_sum(missing)} of `{data['outputs'][0]}` "
                            f"cannot be reached: "
                            f"{names} gives {_sum(reachable)}", span,
@@ -119,7 +167,193 @@ class _Checker:
                 if missing:
                     self.error("F051", f"irreps {_sum(missing)} of `{w}` cannot be reached by this split", span,
                                f"remove {_sum(missing)} from `{w}`")
-        self.multiplicities(data, ins, outs, paths, span)
+        if self.multiplicities(data, ins, outs, paths, span) and kind == "fuse":
+            if data.get("symmetric"):
+                self.symmetric_reachable(data, ins, outs[0], paths, span)
+            if len(self.diagnostics) == errors_before:
+                self.default_mode(data, ins, outs, paths)
+                self.budget(data, ins, outs, paths, span)
+
+    # -- what a compile would allocate (budget.py) --------------------------------
+
+    def fuse_bounds(self, ins: list[Irreps], out: Irreps, span) -> bool:
+        """Before any path is enumerated: the number of inputs, paths, inner irreps and the work of
+        enumerating them, counted (budget.fuse_census).  False after reporting an error."""
+        if len(ins) > MAX_FUSE_INPUTS:
+            self.error("F054", f"this fuse has {len(ins)} inputs; the limit is {MAX_FUSE_INPUTS}", span,
+                       "fuse in steps: name partial products with `wire` declarations")
+            return False
+        census = fuse_census(self.d.group, ins, out)
+        self.census_work = census.steps * UNITS_PER_LABELING
+        for name in ("check_work", "work"):
+            if getattr(self.usage, name) + self.census_work > getattr(self.usage.limits, name):
+                self.over(name, self.census_work, getattr(self.usage, name), span,
+                          "fuse in steps: name partial products with `wire` declarations, so each fuse has "
+                          "fewer inputs")
+                return False
+        if census.paths > MAX_PATHS:
+            self.error("F054", f"this vertex has {census.paths:,} paths; the limit for one vertex is {MAX_PATHS:,}",
+                       span, "use fewer irreps per wire, or fuse in smaller steps")
+            return False
+        if census.inner_beyond is not None:
+            inner = census.inner_beyond
+            spin = f"l = {inner.two_j // 2}" if inner.two_j % 2 == 0 else f"j = {inner.two_j}/2"
+            self.error("F055", f"a coupling tree of this fuse passes through the irrep {inner} ({spin}), beyond the "
+                       f"limit l, j <= {MAX_TWO_J // 2} of the coupling coefficients", span,
+                       "fuse in steps, declaring the partial product with only the irreps you need "
+                       "(`wire t : ...` and `t = fuse(a, b)`), or remove the output irreps reached through it")
+            return False
+        return True
+
+    def budget(self, data, ins, outs, paths, span) -> None:
+        """Weights, constants, planning work and intermediates of the vertex, against the limits."""
+        mode = weight_mode(data, self.d)
+        usage, limits = self.usage, self.usage.limits
+        # Graph diagrams are planned for V = PLAN_BATCH nodes and E = EDGES_PER_NODE * V edges, and
+        # rewritten as a whole (plan.plan_graph); symmetric fuses are planned over their basis
+        # functions, at most as many as the paths.  For both, the bounds are the answer.
+        edge = self.d.is_graph and self.d.domain(data["outputs"][0]) == "edge"
+        batch = PLAN_BATCH * (EDGES_PER_NODE if edge else 1)
+        bounds_only = self.d.is_graph or bool(data.get("symmetric"))
+        room = Cost(limits.weights - usage.weights, limits.constants - usage.constants,
+                    limits.intermediates - self.intermediates, limits.work - usage.work - self.census_work,
+                    limits.check_work - usage.check_work - self.census_work, literals=limits.literals - usage.literals)
+        cost = vertex_cost(self.d.group, data["kind"], mode, data["external"], ins, outs, paths, limits, room,
+                           batch, bounds_only)
+        cost.work += self.census_work
+        cost.check_work += self.census_work
+        self.census_work = 0
+        fixes = {
+            "weights": None,        # worked out only for the message
+            "constants": "use fewer irreps terms per wire, or fuse in smaller steps",
+            "literals": "use fewer or smaller irreps, or fuse in smaller steps",
+            "work": "use fewer irreps terms per wire, or fuse in smaller steps",
+            "check_work": "split the file, or use fewer irreps terms per wire",
+        }
+        for name in ("check_work", "weights", "constants", "literals", "work"):
+            amount, before = getattr(cost, name), getattr(usage, name)
+            if before + amount > getattr(limits, name):
+                fix = fixes[name] or self.weights_help(data, ins, outs, paths, mode)
+                self.over(name, amount, before, span, fix, mode, cost.exact)
+                return
+        if self.intermediates + cost.intermediates > limits.intermediates:
+            self.over("intermediates", cost.intermediates, self.intermediates, span,
+                      "use fewer channels, or fuse in smaller steps", mode, cost.exact)
+            return
+        for name in ("weights", "constants", "literals", "work", "check_work"):
+            setattr(usage, name, getattr(usage, name) + getattr(cost, name))
+        self.intermediates += cost.intermediates
+
+    def moved_budget(self, data, out: Irreps, span) -> None:
+        """A gather writes [E, dim], a scatter [V, dim]: the diagram's intermediates at the planning batch."""
+        rows = PLAN_BATCH * (EDGES_PER_NODE if data["kind"] == "gather" else 1)
+        amount = rows * out.dim
+        if self.intermediates + amount > self.usage.limits.intermediates:
+            self.over("intermediates", amount, self.intermediates, span,
+                      "use fewer channels on the wires that move between nodes and edges")
+        else:
+            self.intermediates += amount
+
+    def over(self, name: str, amount: int, before: int, span, fix: str, mode: str = "", exact: bool = True) -> None:
+        """An F056 error: the vertex needs `amount`, the file (or diagram) already `before`."""
+        limit = getattr(self.usage.limits, name)
+        if name != "intermediates" and name in self.usage.reported:
+            self.usage.reported[name][1] += 1
+            return
+        scope = "one diagram" if name == "intermediates" else "one file"
+        bound = "" if exact else "up to "
+        what = {
+            "weights": f"{amount:,} weights" + (f" (`weights={mode}`)" if mode else ""),
+            "constants": f"{bound}{amount:,} elements of constant tensors (coupling coefficients, scatter and "
+                         "index tensors) in the compiled module",
+            "literals": f"{bound}{amount:,} numbers (nonzero coupling coefficients and index lists) written "
+                        "out in the generated source",
+            "work": f"about {amount:,} units of work to plan (a unit is about a microsecond)",
+            "check_work": f"about {amount:,} units of work to check (a unit is about a microsecond)",
+            "intermediates": f"{bound}{amount:,} elements of intermediate tensors in its forward at batch "
+                             f"{PLAN_BATCH:,}",
+        }[name]
+        others = f" (with the {before:,} of the vertices before it: {before + amount:,})" if before else ""
+        self.error("F056", f"this vertex needs {what}{others}; the limit `{name}` for {scope} is {limit:,}", span,
+                   f"{fix}; or, if you mean it, raise the limit: "
+                   f"{self.usage.limits.raise_hint(name, before + amount)}")
+        if name != "intermediates":
+            self.usage.reported[name] = [self.diagnostics[-1], 0]
+
+    def default_mode(self, data, ins, outs, paths) -> None:
+        """F063: no mode written, the default rule gave `uvw`, but `none` fits the multiplicities too:
+        two different maps, so say which one was chosen and how to write either."""
+        if data["weights"] is not None or weight_mode(data, self.d) != "uvw" or \
+                not self.mode_fits("none", ins, outs, paths):
+            return
+        count = sum(_product([ins[r][t].mul for r, t in enumerate(p.ins)]) * outs[0][p.outs[0]].mul for p in paths)
+        self.error("F063", f"no weight mode given, so this fuse takes `weights=uvw`: {count:,} learned "
+                   f"weight{'s' * (count != 1)}{' (external)' if data['external'] else ''}; its multiplicities "
+                   "also fit `weights=none`, the plain coupling with no weights", data["call_span"],
+                   "say which you mean: write `[weights=uvw]` to keep the learned weights, or `[weights=none]` "
+                   "for the plain coupling", severity="warning")
+
+    def weights_help(self, data, ins, outs, paths, mode) -> str:
+        """Other weight modes the multiplicities allow, with their counts."""
+        if data["kind"] != "fuse":
+            return "use fewer channels"
+        options = []
+        for other in ("uvu", "uuu", "none"):
+            if other == mode or not self.mode_fits(other, ins, outs, paths):
+                continue
+            count = sum(_mode_weights(other, [ins[r][t].mul for r, t in enumerate(p.ins)]) for p in paths)
+            if data["external"] and other != "none" or self.usage.weights + count > self.usage.limits.weights:
+                continue
+            options.append(f"`weights={other}` ({count:,} weights)")
+        return ("use " + " or ".join(options) + ", or fewer channels") if options else "use fewer channels"
+
+    def mode_fits(self, mode, ins, outs, paths) -> bool:
+        for p in paths:
+            in_muls = [ins[r][t].mul for r, t in enumerate(p.ins)]
+            out_mul = outs[0][p.outs[0]].mul
+            if mode == "none" and out_mul != _product(in_muls):
+                return False
+            if mode == "uvu" and (out_mul != in_muls[0] or (len(in_muls) > 2 and any(m != 1 for m in in_muls[1:]))):
+                return False
+            if mode == "uuu" and len(set(in_muls + [out_mul])) != 1:
+                return False
+        return True
+
+    def symmetric_allowed(self, data) -> bool:
+        """`symmetric` (LANGUAGE.md section 10): one wire read by every input, and uuu weights."""
+        first = data["inputs"][0]
+        for k, (name, arg_span) in enumerate(zip(data["inputs"], data["arg_spans"])):
+            if name != first:
+                self.error("F080", f"`symmetric` needs every input of the fuse to be the same wire, but input "
+                           f"{k + 1} is `{name}`, not `{first}`", arg_span,
+                           f"write `fuse({', '.join([first] * len(data['inputs']))})`, or remove `symmetric`: "
+                           "the inputs of a symmetric fuse are interchangeable")
+                self.diagnostics[-1].notes.append((f"the first input is `{first}`", data["arg_spans"][0]))
+                return False
+        mode = weight_mode(data, self.d)
+        if mode != "uuu":
+            how = f"`weights={mode}`" + (" (the default here)" if data["weights"] is None else "")
+            self.error("F081", f"`symmetric` needs `weights=uuu`, not {how}",
+                       data.get("symmetric_span") or data["call_span"],
+                       "write `[weights=uuu, symmetric]`: the symmetric basis replaces the per-channel weights "
+                       "of each complete path")
+            return False
+        return True
+
+    def symmetric_reachable(self, data, ins, out: Irreps, paths, span) -> None:
+        """An output irrep that the symmetric power Sym^n of one channel lacks gets only zero functions."""
+        from .symmetric import symmetric_basis
+        n = len(ins)
+        reached = {out[p.outs[0]].irrep for p in paths}     # the others have F051 already
+        missing = [t.irrep for t in out if t.irrep in reached
+                   and symmetric_basis(self.d.group_name, ins[0].irreps, n, t.irrep).rank == 0]
+        if missing:
+            missing = list(dict.fromkeys(missing))
+            self.error("F082", f"output irrep{'s' * (len(missing) > 1)} {_sum(missing)} of `{data['outputs'][0]}` "
+                       f"cannot be reached by a symmetric fuse: the symmetric power Sym^{n} of "
+                       f"({_sum(ins[0].irreps)}) has no {_sum(missing)}", span,
+                       f"remove {_sum(missing)} from `{data['outputs'][0]}`: with one wire on every input, each path "
+                       "into it gives the zero function")
 
     def moved_irreps(self, data, src: Irreps, dst: Irreps, span) -> None:
         """gather / scatter move values between nodes and edges: the irreps stay as they are."""
@@ -132,7 +366,7 @@ class _Checker:
         g = self.d.group
         acc = set(ins[0].irreps)
         for w in ins[1:]:
-            acc = {c for a in acc for b in w.irreps for c in g.product(a, b)}
+            acc = {c for a in acc for b in set(w.irreps) for c in g.product(a, b)}
             if len(acc) > 200:
                 break
         return sorted(acc)
@@ -144,8 +378,10 @@ class _Checker:
             self.error("F053", f"`linear` cannot make {_sum(missing)}: `{data['inputs'][0]}` has only "
                        f"{_sum(sorted(have))}", span,
                        f"remove {_sum(missing)} from `{data['outputs'][0]}`; linear mixes channels within each irrep")
+            return False
+        return True
 
-    def multiplicities(self, data, ins, outs, paths, span) -> None:
+    def multiplicities(self, data, ins, outs, paths, span) -> bool:
         mode = weight_mode(data, self.d)
         n = len(ins)
         for p in paths:
@@ -185,7 +421,8 @@ class _Checker:
                     path = f"{' x '.join(str(ins[i][p.ins[i]]) for i in range(n))} -> {outs[0][p.outs[0]]}"
                 self.error("F052", rule[0], span, rule[1])
                 self.diagnostics[-1].notes.append((f"on the path {path}", None))
-                return
+                return False
+        return True
 
     # -- the whole diagram ------------------------------------------------------
 

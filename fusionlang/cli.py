@@ -12,6 +12,9 @@ import traceback
 from pathlib import Path
 
 from . import __version__
+from .budget import Limits
+from .diagnostics import InternalError
+from .files import write_atomic
 from .frontend import Analysis, analyze_file
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -34,9 +37,17 @@ def _report(analyses: list[Analysis], fmt: str, out=sys.stderr) -> bool:
     return errors
 
 
+# The limits of this run (--limit NAME=N), set by main() before any command runs.
+_limits = Limits()
+
+
+def current_limits() -> Limits:
+    return _limits
+
+
 def _load(path: str) -> Analysis:
     try:
-        return analyze_file(path)
+        return analyze_file(path, _limits)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -92,7 +103,10 @@ def cmd_fmt(args) -> int:
         elif args.stdout:
             sys.stdout.write(formatted)
         elif formatted != a.source:
-            Path(path).write_text(formatted, encoding="utf-8")
+            try:
+                write_atomic(path, formatted)
+            except OSError as exc:
+                raise UsageError(f"{path}: {exc.strerror or exc}") from None
             print(f"{path}: formatted", file=sys.stderr)
     return status
 
@@ -100,6 +114,13 @@ def cmd_fmt(args) -> int:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="diagnostics as text on stderr (default) or one JSON object per line on stdout")
+    add_limits(p)
+
+
+def add_limits(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                   help=f"raise (or lower) a limit on what a compile may allocate: {', '.join(Limits.NAMES)} "
+                        "(repeatable; see docs/limits.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,8 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         _register_extras()
     except ImportError:
         pass
+    global _limits
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        _limits = Limits.parse(getattr(args, "limit", None) or [])
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         return args.func(args)
     except UsageError as exc:
@@ -152,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception:  # a bug in fusionc, never the user's fault
-        print("fusionc: internal error (this is a bug in fusionlang; please report it with the input file):",
-              file=sys.stderr)
+    except Exception as exc:  # a bug in fusionc, never the user's fault: bad input gets diagnostics
+        error = exc if isinstance(exc, InternalError) else InternalError.wrapping(exc, f"`fusionc {args.command}`")
         traceback.print_exc()
+        print(f"fusionc: {error.render()}", file=sys.stderr)
         return EXIT_INTERNAL
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .files import write_atomic
 from .render import register_cli as _render
 
 
@@ -12,33 +13,52 @@ def _cli():
     return cli
 
 
-def _compiled(path: str):
+def _compiled(path: str, backend: str = "auto"):
     from .api import compile_analysis
     cli = _cli()
     analysis = cli._load_checked(path)
     if analysis is None:
         return None
-    return compile_analysis(analysis)
+    try:
+        return compile_analysis(analysis, backend=backend)
+    except ValueError as exc:     # a backend this machine cannot use (triton not installed)
+        raise cli.UsageError(str(exc)) from None
 
 
 # -- compile ------------------------------------------------------------------
 
 def cmd_compile(args) -> int:
     cli = _cli()
-    program = _compiled(args.file)
+    program = _compiled(args.file, args.backend)
     if program is None:
         return cli.EXIT_ERRORS
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".py")
     try:
-        out.write_text(program.python, encoding="utf-8")
+        write_atomic(out, program.python)
     except OSError as exc:
         raise cli.UsageError(f"{out}: {exc.strerror or exc}") from None
     names = ", ".join(program.modules) or "no open diagrams"
-    print(f"wrote {out} ({names})", file=sys.stderr)
+    kernels = "; with Triton kernels" if program.backend == "triton" else ""
+    print(f"wrote {out} ({names}{kernels})", file=sys.stderr)
     return cli.EXIT_OK
 
 
 # -- plan -----------------------------------------------------------------------
+
+def _weights_headline(plan) -> str:
+    """Internal weights (parameters), then external ones (forward arguments) with their shapes."""
+    from .emit_torch import forward_argument_names
+    external = [v for v in plan.vertices if v.external and v.weight_numel]
+    parts = [f"{plan.weight_numel} weights"] if plan.weight_numel or not external else []
+    if external:
+        first = len(plan.diagram.inputs)
+        args = forward_argument_names(plan)[first:first + len(external)]
+        rows = {"node": "V", "edge": "E"}
+        shapes = [f"{a} [{rows.get(v.domain, '...') if plan.diagram.is_graph else '...'}, {v.weight_numel}]"
+                  for a, v in zip(args, external)]
+        parts.append(f"{sum(v.weight_numel for v in external)} external weights ({', '.join(shapes)})")
+    return ", ".join(parts)
+
 
 def format_plan(program, verbose: bool = False) -> str:
     lines = []
@@ -47,11 +67,11 @@ def format_plan(program, verbose: bool = False) -> str:
         size = (f"graph diagram, V = {plan.nodes:,} nodes, E = {plan.edges:,} edges" if d.is_graph
                 else f"batch {plan.batch}")
         lines.append(f"diagram {name} ({d.group_name}), {size}: {plan.n_paths} paths, "
-                     f"{plan.weight_numel} weights")
+                     f"{_weights_headline(plan)}")
         for note in plan.rewrites:
             lines.append(f"  rewrite: {note}")
         for step, v in enumerate(plan.vertices, 1):
-            ext = ", external" if v.external else ""
+            ext = (", external" if v.external else "") + (", symmetric" if v.symmetric_bases else "")
             args = ", ".join(v.inputs + ([v.endpoint] if v.endpoint else []))
             where = f", per {v.domain} ({v.rows:,} rows)" if v.domain else ""
             lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{v.mode}{ext}]  "
@@ -65,8 +85,15 @@ def format_plan(program, verbose: bool = False) -> str:
                 lines.append(f"    writes `{v.scatter_into}` on the nodes directly"
                              + (", weights applied there" if v.weights_on_nodes else ""))
             form = (f"operator blocks {len(v.operator_blocks)}" if v.operator_blocks
+                    else f"symmetric pair form ({v.symmetric_pairs.slot_starts[-1]} pair products x_i x_j, "
+                         f"{len(v.symmetric_pairs.blocks)} batched GEMMs)" if v.symmetric_pairs
                     else f"contractions {len(v.contractions)}")
-            lines.append(f"    paths {len(v.paths)}, weights {v.weight_numel}, {form}, "
+            counts = f"paths {len(v.paths)}, weights {v.weight_numel}"
+            if v.symmetric_bases:   # LANGUAGE.md section 10: both weight counts
+                ranks = " + ".join(str(b.rank) for b in v.symmetric_bases)
+                counts = (f"symmetric basis {ranks} per channel (unreduced paths {v.unreduced_paths}), "
+                          f"weights {v.weight_numel} (unreduced uuu {v.unreduced_weight_numel})")
+            lines.append(f"    {counts}, {form}, "
                          f"FLOPs {v.flops:,} (naive per-path left-to-right {v.naive_flops:,}), "
                          f"modelled cost {v.cost:,} (naive {v.naive_cost:,}), peak intermediate "
                          f"{_bytes(v.peak_bytes)}")
@@ -145,27 +172,35 @@ def cmd_verify(args) -> int:
 # -- eval -----------------------------------------------------------------------
 
 def cmd_eval(args) -> int:
-    from .reference import evaluate_closed
+    from .exact import NotEvaluable, evaluate_exact
     cli = _cli()
     analysis = cli._load_checked(args.file)
     if analysis is None:
         return cli.EXIT_ERRORS
     names = [d.name for d in analysis.diagrams]
-    if args.diagram not in names:
-        raise cli.UsageError(f"no diagram `{args.diagram}` in {args.file}; it has {', '.join(names) or 'none'}")
-    diagram = analysis.diagram(args.diagram)
+    closed = [d.name for d in analysis.diagrams if d.is_closed]
+    name = args.diagram
+    if name is None:
+        if len(closed) != 1:
+            which = (f"its closed diagrams are {', '.join(closed)}" if closed else
+                     f"it has no closed diagram (its diagrams: {', '.join(names) or 'none'})")
+            raise cli.UsageError(f"{args.file}: name the diagram to evaluate with --diagram NAME; {which}")
+        name = closed[0]
+    if name not in names:
+        raise cli.UsageError(f"no diagram `{name}` in {args.file}; it has {', '.join(names) or 'none'}")
+    diagram = analysis.diagram(name)
     if not diagram.is_closed:
-        print(f"error: diagram `{args.diagram}` is open (it has inputs or outputs), so it is a map, not a number; "
-              f"`fusionc eval` needs a closed diagram\n  help: compile it with `fusionc compile` instead",
+        print(f"error: diagram `{name}` is open (it has inputs or outputs), so it is a map, not a number; "
+              f"`fusionc eval` needs a closed diagram\n  = help: compile it with `fusionc compile` instead",
               file=sys.stderr)
         return cli.EXIT_ERRORS
     try:
-        exact = evaluate_closed(diagram, exact=True)
-    except ValueError as exc:
+        exact = evaluate_exact(diagram)
+    except NotEvaluable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return cli.EXIT_ERRORS
-    print(f"{args.diagram} = {exact}")
-    print(f"{args.diagram} ~ {float(exact)!r}")
+    print(f"{name} = {exact}")
+    print(f"{name} ~ {float(exact)!r}")
     return cli.EXIT_OK
 
 
@@ -177,34 +212,44 @@ def cmd_build(args) -> int:
     src = Path(args.directory)
     if not src.is_dir():
         raise cli.UsageError(f"{src}: not a directory")
-    return build_all(src, Path(args.output))
+    return build_all(src, Path(args.output), cli.current_limits())
 
 
 def _register(sub, add_common) -> None:
+    from .cli import add_limits
     p = sub.add_parser("compile", help="write a standalone PyTorch module per open diagram")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", metavar="OUT.py", help="output path (default: FILE with .py)")
+    add_limits(p)
+    p.add_argument("--backend", choices=("auto", "torch", "triton"), default="auto",
+                   help="torch: PyTorch operations; triton: also Triton kernels for fuse vertices (docs/gpu.md); "
+                        "auto (default): triton where CUDA is available and triton imports, else torch")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("plan", help="paths, weights, contraction order and FLOPs per diagram")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--batch", type=int, default=1024, help="batch size to plan for (default 1024)")
     p.add_argument("-v", "--verbose", action="store_true", help="list every path")
+    add_limits(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("verify", help="compile, then check equivariance numerically")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--trials", type=int, default=4, help="random rotations per diagram (default 4)")
+    add_limits(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("eval", help="exact value of a closed diagram")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--diagram", required=True, metavar="NAME")
+    p.add_argument("--diagram", metavar="NAME",
+                   help="the closed diagram to evaluate (needed only when the file has several)")
+    add_limits(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("build", help="the main job: compile, render and verify every .fus file in a folder")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("-o", "--output", default="out", metavar="OUTDIR", help="where to write (default out/)")
+    add_limits(p)
     p.set_defaults(func=cmd_build)
 
 

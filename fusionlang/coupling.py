@@ -22,10 +22,11 @@ computed on demand and kept in memory.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
+import stat
 import sys
-import tempfile
 import threading
 import warnings
 from fractions import Fraction
@@ -34,6 +35,7 @@ from typing import Union
 
 import numpy as np
 
+from .files import write_atomic
 from .groups import GROUPS, MAX_TWO_J, Group, Irrep
 
 __all__ = [
@@ -325,8 +327,23 @@ def _expected_layout(kind: str):
 
 def _read_table(kind: str, path: str) -> _Table | None:
     """The table at path if it is complete and its checksum holds, else None."""
+    if _not_a_file(path):
+        return None
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # Opened without blocking and checked again through the descriptor: a FIFO swapped in after
+        # the check above must not hang the process.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            raw = fh.read()
+    except OSError:
+        return None
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             meta = str(z["meta"][()])
             keys = z["keys"]
             offsets = z["offsets"]
@@ -360,25 +377,30 @@ def _write_table(kind: str, path: str, keys, offsets, data) -> None:
     meta = f"{kind}|{TABLE_MAX_TWO_J[kind]}|{_version_key()}"
     keys_arr = np.asarray(keys, dtype=np.int64)
     digest = _digest(meta, keys_arr, offsets, data)
-    tmp = None
+    if _not_a_file(path):
+        return                   # something else sits where the table goes: leave it alone (warned)
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(meta), keys=keys_arr, offsets=offsets, data=data, sha256=np.array(digest))
     try:
-        d = os.path.dirname(path)
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-cg-", suffix=".npz", dir=d)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, meta=np.array(meta), keys=keys_arr, offsets=offsets, data=data,
-                     sha256=np.array(digest))
-        os.replace(tmp, path)
-        tmp = None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_atomic(path, buffer.getvalue())
     except OSError as e:
         _warn_once(f"fusionlang: cannot write the coupling cache at {path!r} ({e}); "
                    "coefficients are recomputed in every process (set FUSIONLANG_CACHE_DIR to a writable directory)")
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+
+
+def _not_a_file(path: str) -> bool:
+    """True (with a warning) where path exists but is not a regular file: a FIFO would block a
+    reader forever, a directory cannot be replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISREG(mode):
+        return False
+    _warn_once(f"fusionlang: {path!r} is not a regular file, so the coupling cache skips it; "
+               "coefficients are recomputed in every process (remove it, or set FUSIONLANG_CACHE_DIR)")
+    return True
 
 
 def _build_table(kind: str):

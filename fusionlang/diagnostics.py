@@ -5,6 +5,7 @@ docs/diagnostics.md (tests check that every code used here is documented).
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -100,10 +101,16 @@ def _printable(ch: str) -> str:
     return ch if ch.isprintable() else "?"
 
 
+@functools.lru_cache(maxsize=4)
+def _lines(source: str) -> list[str]:
+    """The source's lines, split once per source however many diagnostics quote it."""
+    return source.split("\n")
+
+
 def _excerpt(source: str | None, span: Span, mark: str = "^", gutter: str = " ") -> list[str]:
     if source is None:
         return []
-    text_lines = source.split("\n")
+    text_lines = _lines(source)
     if not 1 <= span.line <= len(text_lines):
         return []
     raw = text_lines[span.line - 1].rstrip("\r")
@@ -136,3 +143,27 @@ class FusionError(Exception):
 
 def has_errors(diagnostics: list[Diagnostic]) -> bool:
     return any(d.is_error for d in diagnostics)
+
+
+REPORT_HINT = "please report it with the input file and this message"
+
+
+class InternalError(FusionError):
+    """A bug in fusionlang, never the user's fault: an exception that escaped a stage.  The CLI prints it
+    as an internal error (exit code 3) and asks for a report; bad input gets diagnostics instead."""
+
+    def __init__(self, message: str, cause: BaseException | None = None):
+        self.cause = cause
+        self.message = message
+        Exception.__init__(self, message)
+        self.diagnostics = []
+        self.source = None
+
+    @classmethod
+    def wrapping(cls, exc: BaseException, stage: str = "") -> "InternalError":
+        where = f" in {stage}" if stage else ""
+        return cls(f"{type(exc).__name__}{where}: {exc}", exc)
+
+    def render(self) -> str:
+        return (f"internal error: {self.message}\n"
+                f"  = note: this is a bug in fusionlang, not a problem with your input; {REPORT_HINT}")

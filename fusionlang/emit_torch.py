@@ -8,29 +8,26 @@ e3nn's order (LANGUAGE.md section 6), sliced per contraction.
 """
 from __future__ import annotations
 
-import keyword
-
 import numpy as np
 
 from . import __version__
+from . import names as pynames
 from .plan import Contraction, Plan, VertexPlan
 
-RESERVED = {"self", "torch", "batch", "dtype", "_constant", "super"}
+METADATA = ("irreps_in", "irreps_out", "weight_numel")   # e3nn's names; see _ModuleWriter.metadata
 # The calling convention of graph diagrams (LANGUAGE.md section 9) fixes these argument names.
 GRAPH_ARGUMENTS = ("edge_index", "num_nodes")
 
 
 class Namer:
-    """Python names for wires and temporaries that collide with nothing."""
+    """Python names for wires and temporaries that collide with nothing (see names.py)."""
 
     def __init__(self, taken):
-        self.used = set(RESERVED) | set(taken)
-
-    @staticmethod
-    def safe(name: str) -> str:
-        return name + "_" if keyword.iskeyword(name) or name in RESERVED else name
+        # The class attributes too: register_buffer refuses a name the class already has.
+        self.used = set(pynames.RESERVED) | set(METADATA) | set(taken)
 
     def fresh(self, stem: str, numbered: bool = True) -> str:
+        stem = pynames.derived_name(stem)
         if not numbered:
             while stem in self.used:
                 stem += "_"
@@ -41,23 +38,6 @@ class Namer:
             k += 1
         self.used.add(f"{stem}_{k}")
         return f"{stem}_{k}"
-
-
-def _python_names(wires: list[str], extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """Wire -> Python variable: its own name unless that is a keyword or reserved (or in extra); then
-    a trailing _ (more if needed) that collides with no other wire."""
-    reserved = RESERVED | set(extra)
-    taken = {w for w in wires if Namer.safe(w) == w and w not in reserved}
-    names = {}
-    for w in wires:
-        name = w
-        if Namer.safe(w) != w or w in reserved:
-            name = w + "_"
-            while name in taken or name in reserved:
-                name += "_"
-            taken.add(name)
-        names[w] = name
-    return names
 
 
 def _floats(values) -> str:
@@ -77,13 +57,19 @@ class _ModuleWriter:
         self.plan = plan
         d = plan.emitted      # a graph diagram after the planner's rewrites; otherwise as written
         self.d = d
+        self.python_class = pynames.python_name(d.name)   # raises for anything but an identifier
         extra = GRAPH_ARGUMENTS if d.is_graph else ()
-        self.var = _python_names(list(d.wires), extra)
+        self.var = pynames.python_names(list(d.wires), extra)
         self.namer = Namer(list(self.var.values()) + list(extra))
         self.ends: dict[str, str] = {}      # graph diagrams: "sender" / "receiver" -> the index variable
-        # External weights are `<out wire>_weights` unless that name is taken (then an _ is added).
-        self.weight_args = {v.node: self.namer.fresh(f"{self.var[v.outputs[0]]}_weights", numbered=False)
+        # External weights are `<out wire>_weights` unless that name is taken (then an _ is added);
+        # internal ones the parameter `<out wire>_weight` (for a vertex the planner moved, the wire it
+        # wrote in the diagram as written), the same way.  The wire's own name even where Python needs
+        # another for the wire: `class_weights` is a fine identifier.
+        self.weight_args = {v.node: self.namer.fresh(f"{v.outputs[0]}_weights", numbered=False)
                             for v in plan.vertices if v.external and v.weight_numel}
+        self.weight_params = {v.node: self.namer.fresh(f"{v.weight_owner or v.outputs[0]}_weight", numbered=False)
+                              for v in plan.vertices if not v.external and v.weight_numel}
         self.init: list[str] = []
         self.body: list[str] = []
         self.segment_vars: dict[tuple, str] = {}
@@ -94,7 +80,7 @@ class _ModuleWriter:
         self.buffers: set[str] = set()
 
     def class_name(self) -> str:
-        return Namer.safe(self.d.name)
+        return self.python_class
 
     def write(self) -> str:
         if self.d.is_graph:
@@ -105,6 +91,8 @@ class _ModuleWriter:
         args = [self.var[w] for w in d.inputs] + [self.weights_arg(v) for v in ext]
         first = self.var[d.inputs[0]]
         self.body.append(f"batch = {first}.shape[:-1]")
+        self.body += self.argument_checks([(self.var[w], dims[w], str(d.irreps(w))) for w in d.inputs] +
+                                          [(self.weights_arg(v), v.weight_numel, None) for v in ext], first)
         for w in d.inputs:
             self.body.append(f"{self.var[w]} = {self.var[w]}.reshape(-1, {dims[w]})")
         self.body.append(f"dtype = {first}.dtype")
@@ -167,9 +155,28 @@ class _ModuleWriter:
     def weights_arg(self, v: VertexPlan) -> str:
         return self.weight_args[v.node]
 
+    def argument_checks(self, arguments: list[tuple[str, int, str | None]], first: str) -> list[str]:
+        """One _check_argument call per forward argument (name, last dimension, irreps or None for
+        external weights): each must have the batch shape of `first` and its own last dimension."""
+        lit = pynames.string_literal
+        return [f"_check_argument({lit(self.class_name())}, {lit(name)}, {name}, {dim}, batch, {lit(first)}, "
+                f"{lit(irreps) if irreps is not None else None})" for name, dim, irreps in arguments]
+
+    def metadata(self) -> list[str]:
+        """e3nn's attributes, as plain values: irreps_in (one string per input), irreps_out (a string,
+        or a tuple for several outputs), weight_numel (external weights: an int, or a tuple with one
+        entry per external-weight argument)."""
+        d, lit = self.d, pynames.string_literal
+        ins = [lit(str(d.irreps(w))) for w in d.inputs]
+        outs = [lit(str(d.irreps(w))) for w in d.outputs]
+        ext = [str(v.weight_numel) for v in self.plan.vertices if v.external and v.weight_numel]
+        return ["irreps_in = (" + ", ".join(ins) + ("," if len(ins) == 1 else "") + ")",
+                "irreps_out = " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"),
+                "weight_numel = " + (ext[0] if len(ext) == 1 else "(" + ", ".join(ext) + ")" if ext else "0")]
+
     def render_class(self, args) -> str:
         d, plan = self.d, self.plan
-        doc = [f'    """Diagram `{d.name}` (group {d.group_name}), compiled by fusionlang.', ""]
+        doc = [f"Diagram `{d.name}` (group {d.group_name}), compiled by fusionlang.", ""]
         rows = {"node": "V", "edge": "E"}
         for kind, names in (("input", d.inputs), ("output", d.outputs)):
             for w in names:
@@ -183,8 +190,9 @@ class _ModuleWriter:
         if d.is_graph:
             doc.append("    input  edge_index : [2, E] integers, row 0 each edge's sender, row 1 its receiver")
         doc.append(f"    paths: {plan.n_paths}, internal weights: {plan.weight_numel}")
-        doc.append('    """')
-        lines = [f"class {self.class_name()}(torch.nn.Module):", *doc, "",
+        doc.append("    ")
+        lines = [f"class {self.class_name()}(torch.nn.Module):", "    " + pynames.docstring(doc), "",
+                 *["    " + line for line in self.metadata()], "",
                  "    def __init__(self):", "        super().__init__()"]
         lines += ["        " + line for line in self.init]
         lines += ["", f"    def forward(self, {', '.join(args)}):"]
@@ -242,11 +250,15 @@ class _ModuleWriter:
 
     def vertex(self, v: VertexPlan) -> None:
         out = v.outputs[0]
-        opts = f" [weights={v.mode}{', external' if v.external else ''}]" if v.kind == "fuse" else \
-            (" [external]" if v.external else "")
-        self.body += ["", f"# line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: "
-                      f"{len(v.paths)} paths, " + (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
-                                                    else f"{len(v.contractions)} contractions")]
+        opts = f" [weights={v.mode}{', external' if v.external else ''}{', symmetric' if v.symmetric_bases else ''}]" \
+            if v.kind == "fuse" else (" [external]" if v.external else "")
+        count = (f"{len(v.paths)} symmetric basis functions ({v.unreduced_paths} unreduced paths)" if v.symmetric_bases
+                 else f"{len(v.paths)} paths")
+        self.body += ["", "# " + pynames.comment(
+            f"line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: {count}, " +
+            (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
+             else "symmetric pair form" if v.symmetric_pairs
+             else f"{len(v.contractions)} contractions"))]
         for g in self.plan.vertices:      # gathers and scatters this vertex performs (plan.plan_graph)
             if g.absorbed_by == v.node:
                 self.body.append(f"# and {g.outputs[0]} = {g.kind}({g.inputs[0]}, {g.endpoint}) with it: "
@@ -258,12 +270,15 @@ class _ModuleWriter:
             if v.external:
                 weights = self.weights_arg(v)
             else:
-                pname = self.namer.fresh(f"{self.var[v.weight_owner or out]}_weight", numbered=False)
+                pname = self.weight_params[v.node]
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
                 weights = self.namer.fresh("w")
                 self.body.append(f"{weights} = self.{pname}.to(dtype)")
         if v.operator_blocks:
             self.operator_vertex(v, weights)
+            return
+        if v.symmetric_pairs is not None:
+            self._assign_vertex_output(v, self.symmetric_pair_pieces(v, weights))
             return
         partial: dict[int, list[str]] = {}
         for c in v.contractions:
@@ -280,6 +295,11 @@ class _ModuleWriter:
             terms = partial[term_index]
             expr = " + ".join(terms)
             pieces.append(f"({expr}).reshape(-1, {term.dim})" if len(terms) > 1 else f"{expr}.reshape(-1, {term.dim})")
+        self._assign_vertex_output(v, pieces)
+
+    def _assign_vertex_output(self, v: VertexPlan, pieces: list[str]) -> None:
+        """The output terms [z, dim] into the output wire, or added into the nodes (scatter_into)."""
+        out = v.outputs[0]
         if v.weights_on_nodes:
             self._assign_output(self.var[v.scatter_into], pieces)
         elif v.scatter_into:
@@ -288,6 +308,62 @@ class _ModuleWriter:
             self._assign_output(self.var[v.scatter_into], [f"_scatter_add({p}, {end}, num_nodes)" for p in pieces])
         else:
             self._assign_output(self.var[out], pieces)
+
+    def symmetric_pair_pieces(self, v: VertexPlan, weights: str) -> list[str]:
+        """The symmetric pair form (plan.SymmetricPairs): pair products of one channel's components,
+        then one batched GEMM per input term with the weights folded into its constant."""
+        sp, out, wire = v.symmetric_pairs, self.var[v.outputs[0]], v.inputs[0]
+        mul, D, O = sp.mul, sp.dim, sp.out_dim
+        terms = self.wire_terms(wire)
+        dims = [t.irrep.dim for t in self.d.irreps(wire)]
+        xt = self.namer.fresh(f"{self.var[wire]}_channels")
+        parts = [f"{t}.reshape(-1, {mul}, {d})" for t, d in zip(terms, dims)]
+        joined = parts[0] if len(parts) == 1 else f"torch.cat([{', '.join(parts)}], dim=2)"
+        # [mul, D, z]: channels outermost (the batched GEMMs' batch), the nodes innermost.
+        self.body.append(f"{xt} = {joined}.permute(1, 2, 0).contiguous()")
+        x_terms = self._split(xt, dims, 1, f"{self.var[wire]}_channel_term")
+        products = []
+        for u in range(len(dims)):   # x_i x_j for j in term u and every i before its end
+            j1 = sp.starts[u + 1]
+            left = xt if j1 == D else f"{xt}[:, :{j1}]"
+            name = self.namer.fresh(f"{out}_pairs")
+            self.body.append(f"{name} = ({left}[:, :, None] * {x_terms[u]}[:, None]).reshape({mul}, {j1 * dims[u]}, -1)")
+            products.append(name)
+        w = self.namer.fresh(f"{out}_w")
+        self.body.append(f"{w} = {weights}.reshape({sp.rank}, {mul})")
+        acc = None
+        for k0, k1, prefix, const in sp.blocks:
+            t = sp.starts.index(k0)
+            width = const.shape[0] // prefix
+            K = self.buffer(f"{out}_sym", const)
+            kw = self.namer.fresh(f"{out}_kw")
+            self.body.append(f"{kw} = ({K}.to(dtype) @ {w}).t().contiguous().reshape({mul}, {width}, {prefix})")
+            g = None
+            nonzero = const.reshape(width, prefix, -1).any(axis=(0, 2))
+            for u in range(t + 1):   # the pair slots of the terms up to t
+                s0, s1 = sp.slot_starts[u], sp.slot_starts[u + 1]
+                if not nonzero[s0:s1].any():
+                    continue
+                op = kw if (s0, s1) == (0, prefix) else f"{kw}[:, :, {s0}:{s1}]"
+                step = self.namer.fresh(f"{out}_g")
+                self.body.append(f"{step} = torch.bmm({op}, {products[u]})" if g is None
+                                 else f"{step} = torch.baddbmm({g}, {op}, {products[u]})")
+                g = step
+            part = self.namer.fresh(f"{out}_part")   # times the third factor x_k (k in term t), summed
+            self.body.append(f"{part} = ({g}.reshape({mul}, {k1 - k0}, {O}, -1) * {x_terms[t]}[:, :, None]).sum(1)")
+            if acc is None:
+                acc = part
+            else:
+                total = self.namer.fresh(f"{out}_acc")
+                self.body.append(f"{total} = {acc} + {part}")
+                acc = total
+        pieces, o = [], 0
+        for term in v.out_irreps:   # [mul, O, z] -> each term [z, mul * dim] (mul_ir)
+            d = term.irrep.dim
+            rows = acc if (o, d) == (0, O) else f"{acc}[:, {o}:{o + d}]"
+            pieces.append(f"{rows}.permute(2, 0, 1).reshape(-1, {term.dim})")
+            o += d
+        return pieces
 
     def _absorbed_scatter(self, v: VertexPlan) -> VertexPlan:
         return next(s for s in self.plan.vertices if s.kind == "scatter" and s.outputs[0] == v.scatter_into)
@@ -526,6 +602,8 @@ def _path_text(d, v: VertexPlan, k: int) -> str:
     p = v.paths[k]
     ins = " x ".join(str(d.irreps(w)[t].irrep) for w, t in zip(v.inputs, p.ins))
     inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
+    if v.symmetric_bases:   # a basis function on the sorted terms: its index among the output term's
+        inner = f" (symmetric {sum(1 for q in v.paths[:k] if q.outs == p.outs)})"
     return f"{ins}{inner} -> {d.irreps(v.outputs[0])[p.outs[0]].irrep}"
 
 
@@ -545,10 +623,8 @@ def forward_argument_names(plan: Plan) -> list[str]:
 
 def internal_weight_name(plan: Plan, vertex: VertexPlan) -> str:
     """The parameter holding a vertex's internal weights: `<out wire>_weight` (for a vertex the
-    planner moved, the wire it wrote in the diagram as written)."""
-    d = plan.emitted
-    names = _python_names(list(d.wires), GRAPH_ARGUMENTS if d.is_graph else ())
-    return f"{names[vertex.weight_owner or vertex.outputs[0]]}_weight"
+    planner moved, the wire it wrote in the diagram as written; an _ added where the name is taken)."""
+    return _ModuleWriter(plan).weight_params[vertex.node]
 
 
 HELPERS = '''
@@ -558,6 +634,17 @@ def _constant(shape, flat_indices, values):
     out = torch.zeros(shape, dtype=torch.float64)
     out.view(-1)[torch.tensor(flat_indices, dtype=torch.long)] = torch.tensor(values, dtype=torch.float64)
     return out
+
+
+def _check_argument(module, argument, x, last, batch, first, irreps):
+    """ValueError unless x has shape batch + (last,).  It tests shapes only, never values, so
+    torch.compile and torch.export decide it while tracing."""
+    if x.shape[-1:] != (last,) or x.shape[:-1] != batch:
+        what = f"input `{argument}` ({irreps})" if irreps is not None else f"external weights `{argument}`"
+        if x.shape[-1:] != (last,):
+            raise ValueError(f"{module}: {what} needs a last dimension of {last}; got shape {tuple(x.shape)}")
+        raise ValueError(f"{module}: {what} has batch shape {tuple(x.shape[:-1])}, but `{first}` has "
+                         f"{tuple(batch)}; every input and external weight needs the same batch shape")
 '''
 
 
@@ -595,16 +682,22 @@ def _check_rows(name, tensor, rows, dim, domain):
 
 
 def emit_module_source(plans: list[Plan], source_name: str, closed: list[str] = ()) -> str:
-    header = [f"# Code generated by fusionlang {__version__} from {source_name}. DO NOT EDIT.",
-              f'"""PyTorch modules for the diagrams of {source_name}."""']
+    """The module text.  source_name (a file name) is free text: it reaches the source only through
+    names.comment and names.docstring; diagram and wire names only through names.python_name."""
+    header = [f"# Code generated by fusionlang {__version__} from {pynames.comment(source_name)}. DO NOT EDIT.",
+              pynames.docstring([f"PyTorch modules for the diagrams of {source_name}."])]
     if closed:
-        header.append(f"# Closed diagrams (numbers, not modules; see `fusionc eval`): {', '.join(closed)}")
+        header.append("# " + pynames.comment(f"Closed diagrams (numbers, not modules; see `fusionc eval`): "
+                                             f"{', '.join(closed)}"))
     header.append("import torch")
     helpers = HELPERS + (GRAPH_HELPERS if any(p.diagram.is_graph for p in plans) else "")
     parts = ["\n".join(header) + "\n" + helpers]
     names = []
     for plan in plans:
         writer = _ModuleWriter(plan)
+        if writer.class_name() in names:
+            # The checker reports this (F036) before anything is compiled; never overwrite a class.
+            raise pynames.UnsafeName(f"two diagrams map to the Python class `{writer.class_name()}`")
         parts.append(writer.write())
         names.append(writer.class_name())
     parts.append(f"__all__ = {names!r}\n")

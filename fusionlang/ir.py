@@ -12,7 +12,7 @@ nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
     "v<k>"                              kind "fuse" | "split" | "linear" | "gather" | "scatter", index (written
                                         order), inputs, outputs (wire names, in argument order), weights,
-                                        external, span (the statement), call_span, options_span,
+                                        external, symmetric (and symmetric_span), span (the statement), call_span, options_span,
                                         arg_spans / target_spans (one Span per input / output name);
                                         gather / scatter also endpoint ("sender" | "receiver"), endpoint_span
 edges  producer -> reader, one per read (key "<wire>@<port>")
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from .diagnostics import Diagnostic, Span
-from .groups import GROUPS, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
+from .groups import GROUPS, MAX_MULTIPLICITY, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
+from .names import UnsafeName, python_name
 from .syntax import (DOMAINS, ENDPOINTS, OPERATIONS, Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef,
                      Paren, Program, Sh, suggest)
 
@@ -149,8 +150,12 @@ class _Lowering:
             mul = term.mul or 1
             for t in inner:
                 terms.append(MulIrrep(t.mul * mul, t.irrep))
-                if t.mul * mul > 1 << 30:
-                    ok = False
+            if ok and any(t.mul > MAX_MULTIPLICITY for t in terms):
+                big = max(terms, key=lambda t: t.mul)
+                self.error("F022", f"`{_clip(str(big))}`: multiplying out gives multiplicity {big.mul:,} for "
+                           f"{big.irrep}; the limit is {MAX_MULTIPLICITY:,}", term.span,
+                           "use fewer channels (a multiplicity applies to everything inside its parentheses)")
+                return None
             if len(terms) > MAX_TERMS:
                 self.error("F022", f"the expression expands to more than {MAX_TERMS:,} terms", expr.span,
                            "write repeated irreps with a multiplicity, as in `16x0e` for `0e + 0e + ...`")
@@ -158,9 +163,9 @@ class _Lowering:
         if not ok:
             return None
         irreps = Irreps(terms)
-        if irreps.dim > MAX_WIRE_DIM or any(t.mul > 65536 for t in irreps):
+        if irreps.dim > MAX_WIRE_DIM:
             self.error("F022", f"`{_clip(str(irreps))}` has {irreps.dim:,} components; the limit for one wire is "
-                       f"{MAX_WIRE_DIM:,} and for one multiplicity 65,536", expr.span,
+                       f"{MAX_WIRE_DIM:,}", expr.span,
                        "use fewer channels or smaller irreps")
             return None
         return irreps
@@ -212,6 +217,7 @@ class _Lowering:
             self.error("F011", f"unknown convention `{program.convention.name}` for group {gname}",
                        program.convention.span, f"write `convention {CONVENTIONS[gname][0]}` or leave it out")
         top_names: dict[str, Span] = {}
+        python_classes: dict[str, object] = {}
         diagrams = []
         for item in program.items:
             name = item.name
@@ -226,8 +232,27 @@ class _Lowering:
                 if value is not None:
                     self.lets[name.name] = value
             else:
+                self.python_class_collision(name, python_classes)
                 diagrams.append(self.diagram(item))
         return diagrams
+
+    def python_class_collision(self, name, seen: dict) -> None:
+        """F036: a diagram whose name becomes the same Python class name as an earlier one's
+        (`class` and `class_`: a keyword gets a trailing `_`) would replace it in the module."""
+        try:
+            python = python_name(name.name)
+        except UnsafeName:   # F004 says why
+            return
+        other = seen.setdefault(python, name)
+        if other is name:
+            return
+        renamed = [f"`{n}`" for n in (other.name, name.name) if n != python]
+        self.error("F036", f"diagram `{name.name}` becomes the Python class `{python}`, as diagram "
+                   f"`{other.name}` does", name.span,
+                   f"rename one of them ({' and '.join(renamed)} "
+                   f"{'is a Python keyword or a name' if len(renamed) == 1 else 'are Python keywords or names'} "
+                   "that generated code uses, so it gets a trailing `_`)")
+        self.diagnostics[-1].notes.append(("first defined here", other.span))
 
     def diagram(self, decl: DiagramDecl) -> Diagram:
         g = nx.MultiDiGraph(name=decl.name.name, group=self.group.name, inputs=[], outputs=[], wires={},
@@ -402,6 +427,7 @@ class _Lowering:
     def options(self, call, op) -> dict | None:
         seen: dict[str, object] = {}
         ok = True
+        symmetric_span = None
         for opt in call.options:
             key = opt.key.name
             if key in seen:
@@ -431,10 +457,22 @@ class _Lowering:
                     self.error("F043", f"`{op}` has no weights to make external", opt.span, "remove the option")
                     ok = False
                 seen[key] = True
+            elif key == "symmetric":
+                # LANGUAGE.md section 10; check.py decides whether the vertex allows it.
+                if opt.value is not None:
+                    self.error("F042", "`symmetric` takes no value", opt.span, "write `symmetric` alone")
+                    ok = False
+                elif op != "fuse":
+                    self.error("F043", f"`{op}` cannot be `symmetric`", opt.span,
+                               "`symmetric` applies to a `fuse` of one wire with itself: remove the option")
+                    ok = False
+                seen[key] = True
+                symmetric_span = opt.span
             else:
-                close = suggest(key, ("weights", "external"))
+                close = suggest(key, ("weights", "external", "symmetric"))
                 self.error("F042", f"unknown option `{key}`", opt.key.span,
-                           f"did you mean `{close}`?" if close else "the options are `weights=MODE` and `external`")
+                           f"did you mean `{close}`?" if close else
+                           "the options are `weights=MODE`, `external` and `symmetric`")
                 ok = False
         if not ok:
             return None
@@ -442,7 +480,8 @@ class _Lowering:
             self.error("F043", "`external` weights with `weights=none`: there are no weights", call.span,
                        "choose a weight mode such as `weights=uvu`, or drop `external`")
             return None
-        return {"weights": seen.get("weights"), "external": bool(seen.get("external")), "options_span": call.span}
+        return {"weights": seen.get("weights"), "external": bool(seen.get("external")),
+                "symmetric": bool(seen.get("symmetric")), "symmetric_span": symmetric_span, "options_span": call.span}
 
 
 def _infer_domains(g: nx.MultiDiGraph) -> None:

@@ -27,7 +27,8 @@ from functools import lru_cache
 import numpy as np
 
 from .check import weight_mode
-from .contract_order import BMM_FLOP_WEIGHT, COPY_WEIGHT, WRITE_WEIGHT, Step, left_to_right, order_for
+from .contract_order import (BMM_FLOP_WEIGHT, COPY_WEIGHT, MULSUM_WEIGHT, WRITE_WEIGHT, Step, left_to_right,
+                             order_for)
 from .coupling import cg
 from .groups import Group, Irrep, Irreps
 from .ir import Diagram
@@ -45,6 +46,10 @@ OP_OVERHEAD_FLOPS = 300_000
 # difference (allocation, page faults, permuted copies).  Its modelled cost is scaled by this
 # factor, fitted on the grid of benchmarks/bench_operator.py (measured time ratios 0.4-1.2).
 OPERATOR_COST_SCALE = 0.6
+# The same for the symmetric pair form (SymmetricPairs): the model overestimates it 2.5-5x against the
+# contractions (measured time ratios 0.2-0.4 where the model says 0.9-1.6, on four order-3 cases of
+# docs/planner.md); 0.5 keeps a margin.
+SYMMETRIC_PAIRS_COST_SCALE = 0.5
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,38 @@ class OperatorBlock:
 
 
 @dataclass
+class SymmetricPairs:
+    """A symmetric fuse of order 3 (LANGUAGE.md section 10) on the products of one channel's D
+    components x_i (all input terms, in written order), channels outermost:
+
+        P_u[a, (i, j), z]  = x[a, i, z] x[a, j, z]                 j in input term u, i before its end:
+                                                                   one broadcast product per term
+        Kw_t[a, (k, O), s] = sum_q K_t[(k, O), s, q] w[q, a]       K: each sorted monomial's coefficient in
+                                                                   basis function q (the weights go in first)
+        out[a, O, z]       = sum_t sum_k x[a, k, z] sum_(u <= t) Kw_t[a, (k, O), s in u] P_u[a, s, z]
+                                                                   batched GEMMs (k: the components of term t)
+
+    Each monomial x_i x_j x_k (i <= j <= k) is counted once, at the pair slot (i, j) (slots with i > j,
+    within one term, have zero coefficients); term t needs the slots of the terms up to t, a prefix of
+    the slots (slot_starts).  O: one channel's components of every output term.  The pair products
+    are broadcast products kept per term and the GEMMs accumulate (baddbmm): gathers (index_select)
+    or slices of one concatenated P made the backward slow (index_add, zero-filled slice gradients).
+    Measured 2.5-5x faster forward than the contractions on order-3 vertices (MACE's product basis:
+    docs/performance.md); for order 2 the contractions were faster, so it is not used there.
+    """
+    mul: int
+    dim: int                          # D
+    starts: tuple[int, ...]           # where each input term's components start, then D
+    slot_starts: tuple[int, ...]      # where each term's pair slots start in P, then their number
+    # Per batched GEMM (input term): (k0, k1, prefix, K_t as [(k, O, prefix), rank]), k0:k1 its components.
+    blocks: list[tuple[int, int, int, np.ndarray]]
+    out_dim: int                      # O
+    rank: int                         # rank of all output terms' bases together; weights [rank, mul]
+    flops: int = 0
+    cost: int = 0
+
+
+@dataclass
 class VertexPlan:
     node: str
     kind: str
@@ -166,6 +203,12 @@ class VertexPlan:
     # Set instead of contractions when the operator form (OperatorBlock) is the cheaper plan.
     operator_blocks: list[OperatorBlock] = field(default_factory=list)
     output_groups: list[OutputGroup] = field(default_factory=list)
+    # A symmetric fuse (LANGUAGE.md section 10): `paths` are then its basis functions, one symmetric.py
+    # basis per output term; the unreduced uuu vertex's counts are kept for `fusionc plan`.
+    symmetric_bases: list = field(default_factory=list)
+    unreduced_paths: int = 0
+    unreduced_weight_numel: int = 0
+    symmetric_pairs: SymmetricPairs | None = None     # set instead of contractions where cheaper
     # Graph diagrams: the domain the vertex runs on ("node" | "edge"; for gather / scatter that of its
     # output), the rows it was planned for, and for gather / scatter the end of the edges it uses.
     domain: str | None = None
@@ -293,7 +336,13 @@ def coefficients(mode: str, kind: str, paths: list[Path], in_muls_of) -> list[fl
 # ----------------------------------------------------------------------------- planning
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxy"
+# Index letters of a fuse's inputs: channels and irrep components, disjoint from each other and from
+# z (batch), p (path), o (output component), q (path component), w (output channel).  The first
+# eight channels are a..h and the first six components i..n, as always; past them, other letters
+# (einsum accepts A-Z too), so that a fuse of up to MAX_FUSE_INPUTS inputs names every index once.
+_CHANNEL_LETTERS = "abcdefgh" + "ABCDEFGHIJKL"
+_COMPONENT_LETTERS = "ijklmn" + "rstuvxy" + "MNOPQRS"
+MAX_FUSE_INPUTS = len(_CHANNEL_LETTERS)
 
 
 def _order(equation: str, shapes: list[tuple[int, ...]]):
@@ -308,8 +357,8 @@ def _naive_cost(equation: str, shapes: list[tuple[int, ...]]) -> tuple[int, int]
 
 
 def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str = "cheaper") -> VertexPlan:
-    """form: "cheaper" (by the cost model), or "operator" / "pairwise" to force one form where it
-    applies (for benchmarks/bench_operator.py and comparisons)."""
+    """form: "cheaper" (by the cost model), or "operator" / "symmetric-pairs" / "pairwise" to force one
+    form where it applies (for benchmarks/bench_operator.py, bench_product_basis.py and comparisons)."""
     group = diagram.group
     kind, mode = data["kind"], weight_mode(data, diagram)
     ins = [diagram.irreps(w) for w in data["inputs"]]
@@ -333,6 +382,10 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
 
     coeffs = coefficients(mode, kind, paths, in_muls_of)
     shapes = [path_weight_shape(mode, in_muls_of(p), outs[0][p.outs[0]].mul) for p in paths]
+    tensors, bases, unreduced = None, [], (0, 0)
+    if data.get("symmetric"):
+        unreduced = (len(paths), sum(_numel(s) for s in shapes))
+        bases, paths, coeffs, shapes, tensors = symmetric_paths(diagram.group_name, ins, outs[0])
     offsets = list(np.cumsum([0] + [_numel(s) for s in shapes]))
     best = None
     # Batch paths by runs of equal multiplicity or term by term, input by input: the cheapest wins.
@@ -343,7 +396,7 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     for by_term, across in itertools.product(list(choices), shared_outputs):
         segs = [segments(w, irreps, t) for w, irreps, t in zip(data["inputs"], ins, by_term)]
         contractions = _group_contractions(group, kind, mode, ins, outs[0], segs, paths, coeffs, shapes,
-                                           offsets, data["external"], batch, across)
+                                           offsets, data["external"], batch, across, tensors)
         cost = sum(c.cost + OP_OVERHEAD_FLOPS * len(c.steps) for c in contractions)
         if best is None or cost < best[0]:
             best = (cost, contractions)
@@ -354,13 +407,86 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     if operator is not None and (form == "operator" or operator[0] * OPERATOR_COST_SCALE < cost):
         cost, blocks, groups = operator
         contractions = []
+    pairs = None
+    if bases and form != "pairwise" and len(ins) == 3 and not data["external"]:
+        pairs = symmetric_pair_form(ins[0], outs[0], bases, batch)
+        if form == "symmetric-pairs" or pairs.cost * SYMMETRIC_PAIRS_COST_SCALE < cost:
+            cost, contractions = pairs.cost, []
+        else:
+            pairs = None
     naive = [_naive_path_cost(kind, mode, ins, outs[0], p, shapes[k], data["external"], batch)
              for k, p in enumerate(paths)]
-    flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks)
+    flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks) + (pairs.flops if pairs else 0)
     return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
                       data["external"], contractions, flops, sum(f for f, _ in naive), line,
                       cost, sum(c for _, c in naive), blocks, groups,
-                      weight_owner=data.get("weight_owner", data["outputs"][0]))
+                      weight_owner=data.get("weight_owner", data["outputs"][0]),
+                      symmetric_bases=bases, unreduced_paths=unreduced[0], unreduced_weight_numel=unreduced[1],
+                      symmetric_pairs=pairs)
+
+
+def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
+    """A symmetric fuse as a uuu fuse over its basis functions (fusionlang/symmetric.py): one pseudo-path
+    per (output term, basis vector), reading the sorted input terms of its multiset, with the basis
+    block (normalisation folded in) as its coupling tensor.  Only sorted term choices are evaluated:
+    for MACE's product basis 20 of the 64 ordered ones, with 20 weights per channel instead of 74.
+
+    Weights: for each output term in written order, [rank, mul] (basis vector outer, channel inner).
+    Returns (bases, paths, coefficients, weight shapes, tensors)."""
+    from .symmetric import vertex_bases
+    bases = vertex_bases(group_name, ins[0], len(ins), out)
+    paths, coeffs, shapes, tensors = [], [], [], []
+    for c, (term, basis) in enumerate(zip(out, bases)):
+        norm = 1.0 / math.sqrt(len(basis.paths))     # uuu's normalisation of the unreduced paths
+        for terms, block in zip(basis.terms, basis.blocks):
+            paths.append(Path(terms, (c,)))
+            coeffs.append(norm)
+            shapes.append((term.mul,))
+            tensors.append(block * norm)
+    return bases, paths, coeffs, shapes, tensors
+
+
+def symmetric_pair_form(wire: Irreps, out: Irreps, bases, batch: int) -> SymmetricPairs:
+    """The SymmetricPairs form of fuse(wire, wire, wire) [weights=uuu, symmetric], with its cost."""
+    starts = [int(v) for v in np.cumsum([0] + [t.irrep.dim for t in wire])]
+    D, mul = starts[-1], wire[0].mul
+    # Slot of the pair (i, j), j in term u: the slots of the terms before u, then i * d_u + (j - start of u).
+    term_of = np.repeat(np.arange(len(wire)), np.diff(starts))
+    slot_start = np.cumsum([0] + [starts[u + 1] * (starts[u + 1] - starts[u]) for u in range(len(wire))])
+    S = int(slot_start[-1])
+    o_starts = list(np.cumsum([0] + [t.irrep.dim for t in out]))
+    r_starts = list(np.cumsum([0] + [b.rank for b in bases]))
+    O, R = o_starts[-1], r_starts[-1]
+    # K[s, k, o, q]: the coefficient of the sorted monomial x_i x_j x_k in basis function q, component o.
+    K = np.zeros((S, D, O, R))
+    for c, basis in enumerate(bases):
+        norm = 1.0 / math.sqrt(len(basis.paths))   # uuu's normalisation of the unreduced paths
+        for q, (terms, block) in enumerate(zip(basis.terms, basis.blocks), start=r_starts[c]):
+            grids = np.meshgrid(*[np.arange(starts[t], starts[t + 1]) for t in terms], indexing="ij")
+            comps = np.sort(np.stack([g.reshape(-1) for g in grids]), axis=0)    # every term of the block,
+            values = block.reshape(-1, block.shape[-1]) * norm                    # its monomial sorted
+            u = term_of[comps[1]]
+            s = slot_start[u] + comps[0] * (np.diff(starts)[u]) + comps[1] - np.asarray(starts)[u]
+            o = slice(o_starts[c], o_starts[c + 1])
+            np.add.at(K, (s, comps[2], o, q), values)
+    rows = batch * mul
+    cost = COPY_WEIGHT * rows * D + (WRITE_WEIGHT + 1) * rows * S + (len(wire) + 2) * OP_OVERHEAD_FLOPS  # x^T, P
+    flops = rows * S
+    blocks = []
+    for t in range(len(wire)):
+        k0, k1 = starts[t], starts[t + 1]
+        prefix = int(slot_start[t + 1])
+        part = K[:prefix, k0:k1]
+        if part.any():
+            blocks.append((k0, k1, prefix, np.ascontiguousarray(part.transpose(1, 2, 0, 3).reshape(-1, R))))
+    for k0, k1, prefix, const in blocks:
+        width = const.shape[0] // prefix                          # (k, O)
+        gemm = 2 * rows * width * prefix
+        flops += gemm + 2 * const.size * mul + 2 * rows * width
+        cost += int(BMM_FLOP_WEIGHT * gemm) + WRITE_WEIGHT * rows * width + 2 * const.size * mul \
+            + COPY_WEIGHT * const.shape[0] * mul + MULSUM_WEIGHT * rows * width + 4 * OP_OVERHEAD_FLOPS
+    cost += COPY_WEIGHT * rows * O + OP_OVERHEAD_FLOPS * len(out)                     # back to mul_ir
+    return SymmetricPairs(mul, D, tuple(starts), tuple(int(v) for v in slot_start), blocks, O, R, flops, cost)
 
 
 def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
@@ -430,7 +556,9 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
 
 
 def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes, offsets, external, batch,
-                        across_outputs=False):
+                        across_outputs=False, tensors=None):
+    """tensors: the paths' coupling tensors with normalisation folded in, where they are not the
+    trees' (symmetric_paths); None computes them from the paths."""
     groups: dict[tuple, list[int]] = {}
     for k, p in enumerate(paths):
         key = (-1 if across_outputs else p.outs[0], tuple(segment_of(segs[r], t).index for r, t in enumerate(p.ins)))
@@ -441,17 +569,19 @@ def _group_contractions(group, kind, mode, ins, out, segs, paths, coeffs, shapes
         build = _shared_contraction if across_outputs else _contraction
         c = build(group, kind, mode, ins, out, chosen, out_term, [paths[k] for k in members],
                   [coeffs[k] for k in members], [shapes[k] for k in members],
-                  [offsets[k] for k in members], external, batch)
+                  [offsets[k] for k in members], external, batch,
+                  None if tensors is None else [tensors[k] for k in members])
         c.paths = members
         contractions.append(c)
     return contractions
 
 
 def _channel_letters(mode: str, n: int) -> list[str]:
-    return ["a"] * n if mode == "uuu" else [_LETTERS[r] for r in range(n)]
+    return ["a"] * n if mode == "uuu" else [_CHANNEL_LETTERS[r] for r in range(n)]
 
 
-def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch):
+def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, shapes, offsets, external, batch,
+                 tensors=None):
     n = len(segs)
     d_out = out[out_term].irrep.dim
     if kind == "linear":
@@ -465,12 +595,12 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
                            steps, flops, written=written, cost=cost)
     # fuse
     P = len(paths)
-    idx = [_LETTERS[8 + r] for r in range(n)]          # i, j, k, ... irrep components
+    idx = [_COMPONENT_LETTERS[r] for r in range(n)]          # i, j, k, ... irrep components
     chan = _channel_letters(mode, n)
     K = np.zeros(tuple(s.dim for s in segs) + (P, d_out))
     for q, (p, c) in enumerate(zip(paths, coeffs)):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
-        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c
+        block = coupling(group, irreps, p.inner, out[out_term].irrep) * c if tensors is None else tensors[q]
         where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
                       for r, s in enumerate(segs))
         K[where + (q, slice(None))] += block
@@ -495,7 +625,8 @@ def _contraction(group, kind, mode, ins, out, segs, out_term, paths, coeffs, sha
     return Contraction(out_term, segs, eq, K, index, weight_shape, steps, flops, written=written, cost=cost)
 
 
-def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch):
+def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, shapes, offsets, external, batch,
+                        tensors=None):
     """uvu / uuu paths of one segment choice into all their output terms:
 
         out[z, a, O] = x_1[z,a,i] x_2[z,b,j] ... K[i,j,..,Q] W[a,b,..,Q] S[Q,O]
@@ -513,17 +644,18 @@ def _shared_contraction(group, kind, mode, ins, out, segs, _, paths, coeffs, sha
     chan_shape = tuple(s.mul for s in segs) if mode == "uvu" else (segs[0].mul,)
     W_index = np.zeros(chan_shape + (Q,), dtype=np.int64)
     q = 0
-    for p, c, off in zip(paths, coeffs, offsets):
+    for k, (p, c, off) in enumerate(zip(paths, coeffs, offsets)):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
         d_o = out[p.outs[0]].irrep.dim
         where = tuple(slice(s.offset(ins[r], p.ins[r]), s.offset(ins[r], p.ins[r]) + irreps[r].dim)
                       for r, s in enumerate(segs))
-        K[where + (slice(q, q + d_o),)] += coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c
+        K[where + (slice(q, q + d_o),)] += \
+            coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * c if tensors is None else tensors[k]
         base = term_offsets[terms.index(p.outs[0])]
         S[np.arange(q, q + d_o), base + np.arange(d_o)] = 1.0
         W_index[..., q:q + d_o] = (off + np.arange(math.prod(chan_shape)).reshape(chan_shape))[..., None]
         q += d_o
-    idx = [_LETTERS[8 + r] for r in range(n)]
+    idx = [_COMPONENT_LETTERS[r] for r in range(n)]
     chan = _channel_letters(mode, n)
     zw = "z" if external else ""
     x_terms = [f"z{chan[r]}{idx[r]}" for r in range(n)]
@@ -544,7 +676,7 @@ def _naive_path_cost(kind, mode, ins, out, p: Path, wshape, external, batch) -> 
     if kind == "linear":
         eq = "zuk,uw->zwk" if not external else "zuk,zuw->zwk"
         return _naive_cost(eq, [(batch, muls[0], d_out), ((batch,) if external else ()) + wshape])
-    idx = [_LETTERS[8 + r] for r in range(n)]
+    idx = [_COMPONENT_LETTERS[r] for r in range(n)]
     chan = _channel_letters(mode, n)
     x = [f"z{chan[r]}{idx[r]}" for r in range(n)]
     shapes = [(batch, muls[r], d[r]) for r in range(n)] + [tuple(d) + (d_out,)]
@@ -730,6 +862,7 @@ def _fuse_scatters(plan: Plan, rows: dict, form: str) -> None:
         if split is not None and split[0] < current:
             cost, contractions, scatter_cost = split
             f.contractions, f.operator_blocks, f.output_groups = contractions, [], []
+            f.symmetric_pairs = None
             f.cost, f.weights_on_nodes = cost - scatter_cost, True
             f.flops = sum(c.flops for c in contractions)
             s.cost = scatter_cost
@@ -820,6 +953,10 @@ def _peak_bytes(d: Diagram, v: VertexPlan, rows: int, nodes: int = 0) -> int:
         transient = max(transient, rows * (rows_b * q + q * (b.mul if v.mode == "uvu" else v.output_groups[b.group].mul)))
     if v.operator_blocks:
         transient += sum(rows * og.offsets[-1] * og.mul for og in v.output_groups)
+    if v.symmetric_pairs is not None:    # x^T and the pair products, then one block's GEMM result
+        sp = v.symmetric_pairs
+        widest = max((const.shape[0] // prefix for _, _, prefix, const in sp.blocks), default=0)
+        transient = rows * sp.mul * (sp.dim + sp.slot_starts[-1] + widest + sp.out_dim)
     return 4 * (out + transient)
 
 

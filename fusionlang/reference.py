@@ -22,6 +22,7 @@ from .check import weight_mode
 from .coupling import cg, cg_exact
 from .ir import Diagram
 from .paths import Path, vertex_paths
+from .symmetric import vertex_bases
 
 MAX_DENSE_ENTRIES = 50_000_000
 
@@ -52,8 +53,41 @@ def _coefficient(mode: str, kind: str, paths: list[Path], p: Path, in_muls) -> f
     return 1.0 / math.sqrt(total)
 
 
+def symmetric_weight_numel(diagram: Diagram, node: str) -> int:
+    """The weights of a symmetric fuse: per output term, (rank of its basis) x mul."""
+    data = diagram.graph.nodes[node]
+    out = diagram.irreps(data["outputs"][0])
+    bases = vertex_bases(diagram.group_name, diagram.irreps(data["inputs"][0]), len(data["inputs"]), out)
+    return sum(b.rank * t.mul for b, t in zip(bases, out))
+
+
+def unreduced_weights(diagram: Diagram, node: str, weights):
+    """A symmetric fuse's weights (per output term: [rank, mul]) as the unreduced uuu vertex's per-path
+    weights, w = U @ c for each output term (LANGUAGE.md section 10)."""
+    data = diagram.graph.nodes[node]
+    ins = [diagram.irreps(w) for w in data["inputs"]]
+    out = diagram.irreps(data["outputs"][0])
+    paths = vertex_paths(diagram.group, "fuse", ins, [out])
+    bases = vertex_bases(diagram.group_name, ins[0], len(ins), out)
+    weights = np.asarray(weights, dtype=float)
+    lead = weights.shape[:-1]
+    flat = np.zeros(lead + (len(paths), out[0].mul))
+    start = 0
+    for c, (term, basis) in enumerate(zip(out, bases)):
+        coordinates = weights[..., start:start + basis.rank * term.mul].reshape(lead + (basis.rank, term.mul))
+        start += basis.rank * term.mul
+        rows = [k for k, p in enumerate(paths) if p.outs[0] == c]
+        # The basis lists the same complete paths, in the same order, for a one-term output.
+        assert [(p.ins, p.inner) for p in (paths[k] for k in rows)] == [(p.ins, p.inner) for p in basis.paths]
+        flat[..., rows, :] = np.einsum("pr,...ru->...pu", basis.U, coordinates)
+    if start != weights.shape[-1]:
+        raise ValueError(f"vertex {node}: expected {start} symmetric weights, got {weights.shape[-1]}")
+    return flat.reshape(lead + (-1,))
+
+
 def weight_layout(diagram: Diagram, node: str) -> list[tuple[int, ...]]:
-    """The shape of each path's weights, in the flat (e3nn) order."""
+    """The shape of each path's weights, in the flat (e3nn) order (the unreduced vertex's, for a
+    symmetric fuse: its weights are expanded by unreduced_weights first)."""
     data = diagram.graph.nodes[node]
     mode = weight_mode(data, diagram)
     ins = [diagram.irreps(w) for w in data["inputs"]]
@@ -73,6 +107,8 @@ def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False
     """
     data = diagram.graph.nodes[node]
     kind, mode = data["kind"], weight_mode(data, diagram)
+    if data.get("symmetric") and weights is not None:
+        weights = unreduced_weights(diagram, node, weights)
     ins = [diagram.irreps(w) for w in data["inputs"]]
     outs = [diagram.irreps(w) for w in data["outputs"]]
     paths = vertex_paths(diagram.group, kind, ins, outs)
@@ -139,6 +175,44 @@ def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False
     return T
 
 
+def uuu_output(diagram: Diagram, node: str, args: list, weights) -> np.ndarray:
+    """A uuu fuse evaluated one channel at a time, straight from the definition: channel u of the output
+    is sum over paths p of c_p W[p, u] T_p(x_1[u], ..., x_n[u]) (T_p: the path's isometric tree coupling).
+
+    args: the inputs [batch, dim]; weights: flat [numel] or [batch, numel] (a symmetric fuse's are
+    expanded to the unreduced paths' first).  Returns [batch, dim of the output].
+    """
+    data = diagram.graph.nodes[node]
+    if data.get("symmetric"):
+        weights = unreduced_weights(diagram, node, weights)
+    ins = [diagram.irreps(w) for w in data["inputs"]]
+    out = diagram.irreps(data["outputs"][0])
+    paths = vertex_paths(diagram.group, "fuse", ins, [out])
+    mul = out[0].mul
+    W = np.asarray(weights).reshape(np.shape(weights)[:-1] + (len(paths), mul))   # [(batch,) paths, mul]
+
+    def channels(x, irreps):
+        """[batch, dim] in mul_ir layout -> one [batch, mul, irrep dim] per term."""
+        return [np.asarray(x)[:, sl].reshape(len(x), t.mul, t.irrep.dim) for sl, t in zip(irreps.slices(), irreps)]
+
+    xs = [channels(x, irreps) for x, irreps in zip(args, ins)]
+    batch = len(args[0])
+    result = [np.zeros((batch, mul, t.irrep.dim), dtype=np.result_type(*args, float)) for t in out]
+
+    def in_muls(q):
+        return [ins[r][t].mul for r, t in enumerate(q.ins)]
+
+    for k, p in enumerate(paths):
+        irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
+        K = _iso(diagram.group_name, irreps, p.inner, out[p.outs[0]].irrep)              # [d1..dn, do]
+        value = np.einsum("zui,i...->zu...", xs[0][p.ins[0]], K)
+        for r in range(1, len(irreps)):
+            value = np.einsum("zui,zui...->zu...", xs[r][p.ins[r]], value)
+        c = _coefficient("uuu", "fuse", paths, p, in_muls)
+        result[p.outs[0]] += c * W[..., k, :, None] * value
+    return np.concatenate([r.reshape(batch, -1) for r in result], axis=1)
+
+
 def _place(T, block, lead, wires, terms, muls, d_list):
     """Add block [(batch,) m1, d1, m2, d2, ...] into T at the wires' term slices."""
     index = [slice(None)] * len(lead)
@@ -192,8 +266,11 @@ def evaluate(diagram: Diagram, inputs: dict, weights: dict | None = None, edge_i
                 np.add.at(total, ends, source)
                 values[data["outputs"][0]] = total
             continue
-        T = vertex_tensor(diagram, node, weights.get(data["outputs"][0]))
         args = [values[w] for w in data["inputs"]]
+        if weight_mode(data, diagram) == "uuu":   # channel by channel: no dense tensor over all channels
+            values[data["outputs"][0]] = uuu_output(diagram, node, args, weights.get(data["outputs"][0]))
+            continue
+        T = vertex_tensor(diagram, node, weights.get(data["outputs"][0]))
         n = len(args)
         letters = "abcdefgh"[:n]
         batched_T = T.ndim == n + 2
@@ -206,6 +283,10 @@ def evaluate_closed(diagram: Diagram, exact: bool = False):
     """The number a closed diagram denotes (a float, or a sympy expression when exact)."""
     if not diagram.is_closed:
         raise ValueError(f"diagram {diagram.name} is open")
+    if exact:
+        # Exact arithmetic end to end (exact.py): never a float rounded back into a rational.
+        from .exact import evaluate_exact
+        return evaluate_exact(diagram)
     symbols: dict[str, str] = {}
     operands, specs = [], []
     for node, data in diagram.vertices():
@@ -218,25 +299,4 @@ def evaluate_closed(diagram: Diagram, exact: bool = False):
         operands.append(vertex_tensor(diagram, node, exact=exact))
     if not operands:
         return 1
-    if exact:
-        import sympy
-        value = _exact_contract(specs, operands)
-        return sympy.nsimplify(sympy.simplify(value)) if not isinstance(value, int) else sympy.Integer(value)
     return float(np.real(oe.contract(",".join(specs) + "->", *operands)))
-
-
-def _exact_contract(specs: list[str], operands: list[np.ndarray]):
-    """Contract object-dtype (sympy) tensors pairwise; numpy's tensordot works on objects."""
-    specs, operands = list(specs), list(operands)
-    while len(operands) > 1:
-        a, sa = operands.pop(0), specs.pop(0)
-        # pick the partner sharing most indices
-        k = max(range(len(specs)), key=lambda j: len(set(sa) & set(specs[j])))
-        b, sb = operands.pop(k), specs.pop(k)
-        shared = [c for c in sa if c in sb]
-        res = np.tensordot(a, b, axes=([sa.index(c) for c in shared], [sb.index(c) for c in shared]))
-        operands.append(res)
-        specs.append("".join(c for c in sa if c not in shared) + "".join(c for c in sb if c not in shared))
-    result = operands[0]
-    # Any index still present twice within one tensor is a self-loop: trace it.
-    return result.item() if result.ndim == 0 else result.sum()

@@ -38,6 +38,8 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from .files import write_atomic
+
 IMAGE_FORMATS = ("svg", "png", "pdf")
 FORMATS = IMAGE_FORMATS + ("dot",)
 DOT_TIMEOUT_S = 60
@@ -126,7 +128,7 @@ def _vertex_label(data: dict, diagram) -> str:
     kind = data["kind"]
     mode = weight_mode(data, diagram)
     if kind == "fuse":
-        text = f"<b>fuse</b><br/>{_h(mode)}"
+        text = f"<b>fuse</b><br/>{_h(mode)}" + ("<br/><i>symmetric</i>" if data.get("symmetric") else "")
     elif kind == "gather":
         text = f"<b>gather</b><br/>at {_h(data['endpoint'])}"
     elif kind == "scatter":
@@ -410,10 +412,7 @@ def render(diagrams, path: str | os.PathLike, names: list[str] | None = None,
         plan_steps = {chosen[0].name: plan_steps}
     text = to_dot_file(chosen, None, plan_steps)
     path = Path(path)
-    if fmt == "dot":
-        path.write_text(text, encoding="utf-8")
-    else:
-        path.write_bytes(dot_to(fmt, text))
+    write_atomic(path, text if fmt == "dot" else dot_to(fmt, text))
     return path
 
 

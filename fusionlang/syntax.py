@@ -6,6 +6,7 @@ checked here, before and after the parser runs; see docs/limits.md.
 """
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import re
@@ -159,7 +160,7 @@ def grammar_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def parser() -> lark.Lark:
-    return lark.Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+    return lark.Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="basic",
                      propagate_positions=True, maybe_placeholders=False)
 
 
@@ -172,12 +173,18 @@ class ParseFailed(Exception):
         self.diagnostics = diagnostics
 
 
-def decode_source(data: bytes, file: str = "<input>") -> tuple[str | None, list[Diagnostic]]:
+def source_too_large(size: int, limit: int, file: str) -> Diagnostic:
+    shown = f" ({limit / 2**20:g} MiB)" if limit >= 2**20 else ""
+    return Diagnostic("F005", f"the file is {size:,} bytes; the limit is {limit:,}{shown}", None,
+                      "split the diagrams into several files, or raise the limit: `--limit source_bytes=N` "
+                      "(see docs/limits.md)", file=file)
+
+
+def decode_source(data: bytes, file: str = "<input>", max_bytes: int = MAX_SOURCE_BYTES
+                  ) -> tuple[str | None, list[Diagnostic]]:
     """Bytes -> text, rejecting oversized, binary and non-UTF-8 input with a located error."""
-    if len(data) > MAX_SOURCE_BYTES:
-        return None, [Diagnostic("F005", f"the file is {len(data):,} bytes; the limit is {MAX_SOURCE_BYTES:,} "
-                                 f"({MAX_SOURCE_BYTES // 2**20} MiB)", None,
-                                 "split the diagrams into several files (see docs/limits.md)", file=file)]
+    if len(data) > max_bytes:
+        return None, [source_too_large(len(data), max_bytes, file)]
     nul = data.find(b"\x00")
     if nul >= 0:       # binary first: a binary file is rarely valid UTF-8 either
         before = data[:nul].decode("utf-8", "replace")
@@ -186,30 +193,50 @@ def decode_source(data: bytes, file: str = "<input>") -> tuple[str | None, list[
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        before = data[:exc.start].decode("utf-8", "replace")
         return None, [Diagnostic("F008", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} "
-                                 f"at offset {exc.start})", _offset_span(data[:exc.start].decode("utf-8", "replace"), exc.start),
+                                 f"at offset {exc.start})", _offset_span(before, len(before)),
                                  "save the file as UTF-8", file=file)]
     if text.startswith("\ufeff"):
         text = text[1:]
     return text, []
 
 
-def _offset_span(text: str, offset: int) -> Span:
+def _line_starts(text: str) -> list[int]:
+    """Offsets where lines begin: with them, an offset's line is a bisection, not a count from the
+    start (which made files with many comments quadratic to parse)."""
+    return [0] + [m.end() for m in _NEWLINE.finditer(text)]
+
+
+_NEWLINE = re.compile("\n")
+
+
+def _position(starts: list[int], offset: int) -> tuple[int, int]:
+    """1-based (line, column) of an offset."""
+    line = bisect.bisect_right(starts, offset)
+    return line, offset - starts[line - 1] + 1
+
+
+def _offset_span(text: str, offset: int, starts: list[int] | None = None) -> Span:
     """The one character at offset; zero-width at the end of a line or of the text."""
-    line = text.count("\n", 0, offset) + 1
-    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    line, col = _position(starts if starts is not None else _line_starts(text[:offset + 1]), offset)
     width = 0 if offset >= len(text) or text[offset] == "\n" else 1
     return Span(line, col, line, col + width, offset, offset + width)
+
+
+def _span_between(text: str, start: int, end: int, starts: list[int]) -> Span:
+    """The characters start..end (end exclusive, on one line)."""
+    line, col = _position(starts, start)
+    return Span(line, col, line, col + (end - start), start, end)
 
 
 _COMMENT = re.compile(r"#[^\n]*")
 
 
-def parse(text: str, file: str = "<input>") -> Program:
+def parse(text: str, file: str = "<input>", max_bytes: int = MAX_SOURCE_BYTES) -> Program:
     """Parse .fus text into a Program, or raise ParseFailed with located diagnostics."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        raise ParseFailed([Diagnostic("F005", f"the source is over the limit of {MAX_SOURCE_BYTES:,} bytes",
-                                      None, "split the diagrams into several files", file=file)])
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise ParseFailed([source_too_large(len(text.encode("utf-8", "surrogatepass")), max_bytes, file)])
     code_only = _COMMENT.sub(lambda m: " " * len(m.group()), text)
     _check_nesting(code_only, file)
     _check_group_call(code_only, file)
@@ -223,7 +250,8 @@ def parse(text: str, file: str = "<input>") -> Program:
         raise ParseFailed([_syntax_diagnostic(exc, text, file)]) from None
     builder = _Builder(text, file)
     program = builder.program(tree)
-    program.comments = [Comment(m.group(), _offset_span(text, m.start()).to(_offset_span(text, m.end() - 1)))
+    starts = _line_starts(text)
+    program.comments = [Comment(m.group(), _span_between(text, m.start(), m.end(), starts))
                         for m in _COMMENT.finditer(text)]
     if builder.diagnostics:
         raise ParseFailed(builder.diagnostics)
@@ -301,15 +329,23 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: st
     if token is None or token.type == "$END" or isinstance(exc, lark.exceptions.UnexpectedEOF):
         # Just after the last code on the page (trailing blank lines and comments skipped).
         code = _COMMENT.sub(lambda m: " " * len(m.group()), text)
+        unfinished = _stopped_after(text, len(text), expected, only_unfinished=True)
+        if unfinished is not None and "multiplicity" in unfinished.message:
+            unfinished.file = file
+            return unfinished
         span = _offset_span(text, len(code.rstrip()))
         return Diagnostic("F002", f"unexpected end of file; expected {_describe_expected(expected)}",
                           span, "a diagram ends with `}`" if "RBRACE" in expected else None, file=file)
     span = Span(token.line, token.column, token.end_line or token.line,
                 token.end_column or token.column + 1, token.start_pos or 0, token.end_pos or 0)
     value = str(token)
+    broken = _broken_line(text, token, expected)
+    if broken is not None:
+        broken.file = file
+        return broken
     if value in KEYWORDS and "NAME" in expected:
         return Diagnostic("F003", f"`{value}` is a keyword and cannot be used as a name", span,
-                          f"rename it, for example `{value}_`", file=file)
+                          f"rename it, for example `{value}_` or `x_{value}`", file=file)
     help = None
     first_statement = token.line == 1 and token.start_pos == _first_code_offset(text)
     if "GROUP" in {t.upper() for t in expected} or first_statement and value != "group":
@@ -327,6 +363,81 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: st
         help = "a vertex is written `t = fuse(a, b)`"
     return Diagnostic("F001", f"unexpected {_describe_token(token)}; expected {_describe_expected(expected)}",
                       span, help, file=file)
+
+
+_LAST_WORD = re.compile(r"(?<![A-Za-z0-9_/])[A-Za-z0-9_]+(/[0-9]+)?\Z")
+_PUNCTUATION = "+:=,()[]{}"
+# Tokens after which a statement cannot end: operators inside one, keywords that open one.
+_NEEDS_MORE = "+:=,(["
+_OPENING_KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire")
+# Tokens the parser accepts where a statement may begin: when it expects one, it is between statements.
+_STATEMENT_STARTS = {"RBRACE", "IN", "OUT", "WIRE", "LET", "DIAGRAM"}
+_STATEMENT_LINE = re.compile(r"(in|out|wire)\s+[A-Za-z_][A-Za-z0-9_]*\s*:|let\s+[A-Za-z_][A-Za-z0-9_]*\s*="
+                             r"|diagram\s+[A-Za-z_][A-Za-z0-9_]*\s*\{")
+_STATEMENT_HEAD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*=|\(\s*[A-Za-z_][A-Za-z0-9_]*\s*,")
+
+
+def _last_token(code: str, starts: list[int]) -> tuple[str, Span] | None:
+    """The last token of comment-blanked, right-stripped code, and its span."""
+    if not code:
+        return None
+    if code[-1] in _PUNCTUATION:
+        return code[-1], _span_between(code, len(code) - 1, len(code), starts)
+    m = _LAST_WORD.search(code)
+    if m is None:
+        return None
+    return m.group(), _span_between(code, m.start(), m.end(), starts)
+
+
+def _stopped_after(text: str, offset: int, expected, only_unfinished: bool) -> Diagnostic | None:
+    """A diagnostic under the last token before offset, where the statement stopped: always (for a
+    parser that wanted more), or only_unfinished, where that token cannot end a statement."""
+    code = _COMMENT.sub(lambda m: " " * len(m.group()), text[:offset]).rstrip()
+    starts = _line_starts(code)
+    last = _last_token(code, starts)
+    if last is None:
+        return None
+    word, span = last
+    opened = []                  # brackets left open on the last line
+    for i in range(starts[-1], len(code)):
+        if code[i] in "([":
+            opened.append(i)
+        elif code[i] in ")]" and opened:
+            opened.pop()
+    wanted = f"; expected {_describe_expected(expected)}" if expected else ""
+    if re.fullmatch(r"[0-9]+x", word):
+        return Diagnostic("F001", f"`{word}` is a multiplicity with no irrep after it", span,
+                          f"write the irrep right after it, as in `{word}0e`, or remove it")
+    if word in _NEEDS_MORE or word in _OPENING_KEYWORDS:
+        return Diagnostic("F001", f"the statement stops after `{word}` at the end of its line{wanted}", span)
+    if opened:
+        where = _span_between(code, opened[-1], opened[-1] + 1, starts)
+        return Diagnostic("F001", f"this `{code[opened[-1]]}` is not closed on its line{wanted}", where,
+                          f"close it with `{')' if code[opened[-1]] == '(' else ']'}` before the line ends")
+    if not only_unfinished:
+        return Diagnostic("F001", f"the statement stops after `{word}` at the end of its line{wanted}", span)
+    return None
+
+
+def _broken_line(text: str, token, expected) -> Diagnostic | None:
+    """Newlines are plain whitespace, so a statement cut short at the end of a line (`in x : 1x`,
+    `t = a +`) swallows the next line's first token, or makes the next line's first token
+    unexpected.  The offending token is then where the statement stopped, not where the parser
+    noticed: the last token of the earlier line."""
+    start = token.start_pos or 0
+    code = _COMMENT.sub(lambda m: " " * len(m.group()), text[:start])
+    line_start = code.rfind("\n") + 1
+    first = line_start + len(code[line_start:]) - len(code[line_start:].lstrip())
+    if first < start and code[:first].strip() and _STATEMENT_HEAD.match(text, first):
+        # The line begins like a statement, but its first token was taken into an earlier line's.
+        found = _stopped_after(text, first, (), only_unfinished=True)
+        return found if found is not None and found.span.line < token.line else None
+    if first == start and code[:first].strip() and not (set(expected) & _STATEMENT_STARTS) and \
+            (str(token) not in KEYWORDS or _STATEMENT_LINE.match(text, start)):
+        # The parser wanted more of the earlier line's statement, and got a new line (a keyword that
+        # begins a whole statement there, not one used as a name).
+        return _stopped_after(text, start, expected, only_unfinished=False)
+    return None
 
 
 def _first_code_offset(text: str) -> int:

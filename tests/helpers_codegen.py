@@ -15,6 +15,7 @@ import torch
 
 from fusionlang.emit_torch import forward_argument_names
 from fusionlang.emit_torch import internal_weight_name as emit_internal_weight_name
+from fusionlang.names import derived_name
 from fusionlang.reference import evaluate
 from fusionlang.verify import graph_rows, random_graph
 
@@ -67,8 +68,9 @@ def external_vertices(plan):
 def forward_names(diagram, plan) -> list[str]:
     """The documented forward signature: inputs in declaration order, then `<out>_weights`."""
     names = forward_argument_names(plan)
-    plain = [w for w in diagram.inputs] + [f"{v.outputs[0]}_weights" for v in external_vertices(plan)]
-    # Names differ from the wires' only where Python needs it (keywords, reserved or colliding names).
+    plain = [w for w in diagram.inputs] + [derived_name(f"{v.outputs[0]}_weights") for v in external_vertices(plan)]
+    # Names differ from the wires' only where Python needs it (keywords, reserved or colliding names;
+    # the wire `_` gives `_weights`, as `__weights` would be mangled inside the class).
     for got, wire in zip(names, plain):
         assert got == wire or (got.startswith(wire) and set(got[len(wire):]) == {"_"}), (got, wire)
     assert len(set(names)) == len(names)

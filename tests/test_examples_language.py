@@ -25,7 +25,9 @@ def test_language_example(text):
     result = analyze(text)
     if "# error here" not in text:
         assert result.ok, [d.render(text) for d in result.diagnostics]
-        assert not result.diagnostics
+        # The one warning allowed: F063, a fuse that relies on the default weight rule where both
+        # `uvw` and `none` fit (issue 10, item 12 names LANGUAGE.md's CG square as its example).
+        assert all(d.code == "F063" for d in result.diagnostics), [d.render(text) for d in result.diagnostics]
         return
     errors = [d for d in result.diagnostics if d.is_error]
     assert len(errors) == 1, [d.render(text) for d in errors]

@@ -100,7 +100,8 @@ diagram EdgeMessage {
 """
 GRAPH_KEYS = {"name", "group", "inputs", "outputs", "wires", "span", "graph"}
 TOP_KEYS = {"directed", "multigraph", "graph", "nodes", "edges"}
-VERTEX_KEYS = {"id", "kind", "index", "inputs", "outputs", "weights", "external", "span", "call_span",
+VERTEX_KEYS = {"id", "kind", "index", "inputs", "outputs", "weights", "external", "symmetric", "symmetric_span",
+               "span", "call_span",
                "options_span", "arg_spans", "target_spans"}
 END_KEYS = {"id", "kind", "wire", "irreps", "span"}
 EDGE_KEYS = {"source", "target", "key", "wire", "irreps", "src_port", "dst_port"}
