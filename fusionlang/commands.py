@@ -46,16 +46,23 @@ def cmd_compile(args) -> int:
 # -- plan -----------------------------------------------------------------------
 
 def _weights_headline(plan) -> str:
-    """Internal weights (parameters), then external ones (forward arguments) with their shapes."""
-    from .emit_torch import forward_argument_names
-    external = [v for v in plan.vertices if v.external and v.weight_numel]
-    parts = [f"{plan.weight_numel} weights"] if plan.weight_numel or not external else []
+    """Internal weights (parameters), then external ones (forward arguments) with their shapes, by
+    the names the generated module gives them (emit_torch.module_names)."""
+    from .emit_torch import module_names
+    names = module_names(plan)
+    owner = lambda v: v.weight_owner or v.outputs[0]  # noqa: E731
+    weighted = [v for v in plan.vertices if v.weight_numel]
+    internal = [v for v in weighted if not v.external]
+    external = [v for v in weighted if v.external]
+    parts = []
+    if internal or not external:
+        shapes = ", ".join(f"{names.weight_parameters[owner(v)]} [{v.weight_numel}]" for v in internal)
+        parts.append(f"{plan.weight_numel} weights" + (f" ({shapes})" if shapes else ""))
     if external:
-        first = len(plan.diagram.inputs)
-        args = forward_argument_names(plan)[first:first + len(external)]
         rows = {"node": "V", "edge": "E"}
-        shapes = [f"{a} [{rows.get(v.domain, '...') if plan.diagram.is_graph else '...'}, {v.weight_numel}]"
-                  for a, v in zip(args, external)]
+        shapes = [f"{names.weight_arguments[owner(v)]} "
+                  f"[{rows.get(v.domain, '...') if plan.diagram.is_graph else '...'}, {v.weight_numel}]"
+                  for v in external]
         parts.append(f"{sum(v.weight_numel for v in external)} external weights ({', '.join(shapes)})")
     return ", ".join(parts)
 

@@ -14,30 +14,20 @@ from . import __version__
 from . import names as pynames
 from .plan import Contraction, Plan, VertexPlan
 
-METADATA = ("irreps_in", "irreps_out", "weight_numel")   # e3nn's names; see _ModuleWriter.metadata
-# The calling convention of graph diagrams (LANGUAGE.md section 9) fixes these argument names.
-GRAPH_ARGUMENTS = ("edge_index", "num_nodes")
+METADATA = pynames.CLASS_ATTRIBUTES   # e3nn's names; see _ModuleWriter.metadata
+GRAPH_ARGUMENTS = pynames.GRAPH_ARGUMENTS
 
 
-class Namer:
-    """Python names for wires and temporaries that collide with nothing (see names.py)."""
-
-    def __init__(self, taken):
-        # The class attributes too: register_buffer refuses a name the class already has.
-        self.used = set(pynames.RESERVED) | set(METADATA) | set(taken)
-
-    def fresh(self, stem: str, numbered: bool = True) -> str:
-        stem = pynames.derived_name(stem)
-        if not numbered:
-            while stem in self.used:
-                stem += "_"
-            self.used.add(stem)
-            return stem
-        k = 0
-        while f"{stem}_{k}" in self.used:
-            k += 1
-        self.used.add(f"{stem}_{k}")
-        return f"{stem}_{k}"
+def module_names(plan: Plan) -> pynames.ModuleNames:
+    """The Python names of the class generated for a plan (names.ModuleNames): the diagram as
+    written gives them, the wires a graph rewrite added come after."""
+    d = plan.diagram
+    weighted = [v for v in plan.vertices if v.weight_numel]
+    names = pynames.ModuleNames(d.name, list(d.wires), d.is_graph,
+                                external=[v.weight_owner or v.outputs[0] for v in weighted if v.external],
+                                internal=[v.weight_owner or v.outputs[0] for v in weighted if not v.external])
+    names.add_wires(list(plan.emitted.wires))
+    return names
 
 
 def _floats(values) -> str:
@@ -57,19 +47,13 @@ class _ModuleWriter:
         self.plan = plan
         d = plan.emitted      # a graph diagram after the planner's rewrites; otherwise as written
         self.d = d
-        self.python_class = pynames.python_name(d.name)   # raises for anything but an identifier
-        extra = GRAPH_ARGUMENTS if d.is_graph else ()
-        self.var = pynames.python_names(list(d.wires), extra)
-        self.namer = Namer(list(self.var.values()) + list(extra))
-        self.ends: dict[str, str] = {}      # graph diagrams: "sender" / "receiver" -> the index variable
-        # External weights are `<out wire>_weights` unless that name is taken (then an _ is added);
-        # internal ones the parameter `<out wire>_weight` (for a vertex the planner moved, the wire it
-        # wrote in the diagram as written), the same way.  The wire's own name even where Python needs
-        # another for the wire: `class_weights` is a fine identifier.
-        self.weight_args = {v.node: self.namer.fresh(f"{v.outputs[0]}_weights", numbered=False)
+        self.names = module_names(plan)
+        self.var = self.names.wires
+        self.weight_args = {v.node: self.names.weight_arguments[v.weight_owner or v.outputs[0]]
                             for v in plan.vertices if v.external and v.weight_numel}
-        self.weight_params = {v.node: self.namer.fresh(f"{v.weight_owner or v.outputs[0]}_weight", numbered=False)
+        self.weight_params = {v.node: self.names.weight_parameters[v.weight_owner or v.outputs[0]]
                               for v in plan.vertices if not v.external and v.weight_numel}
+        self.ends: dict[str, str] = {}      # graph diagrams: "sender" / "receiver" -> the index variable
         self.init: list[str] = []
         self.body: list[str] = []
         self.segment_vars: dict[tuple, str] = {}
@@ -77,10 +61,9 @@ class _ModuleWriter:
         # Every name in forward is assigned once, so equal expression text means an equal value: a
         # step that another contraction already computed (e.g. the same y1 (x) y2 coupling) is reused.
         self.step_vars: dict[str, str] = {}
-        self.buffers: set[str] = set()
 
     def class_name(self) -> str:
-        return self.python_class
+        return self.names.class_name
 
     def write(self) -> str:
         if self.d.is_graph:
@@ -115,7 +98,7 @@ class _ModuleWriter:
         args = [self.var[w] for w in d.inputs] + [self.weights_arg(v) for v in ext] + ["edge_index"]
         if not node_inputs and uses_nodes:
             args += ["*", "num_nodes"]
-        num_edges = self.namer.fresh("num_edges", numbered=False)
+        num_edges = self.names.fixed("num_edges")
         rows = {"node": "num_nodes", "edge": num_edges}
         self.body.append(f"dtype = {self.var[d.inputs[0]]}.dtype")
         if node_inputs:
@@ -132,7 +115,7 @@ class _ModuleWriter:
         ends = self.ends
         for end in ("sender", "receiver"):
             if any(v.endpoint == end for v in plan.vertices):
-                ends[end] = self.namer.fresh(end, numbered=False)
+                ends[end] = self.names.fixed(end)
                 self.body.append(f"{ends[end]} = edge_index[{0 if end == 'sender' else 1}]")
         for v in plan.vertices:
             if v.absorbed:
@@ -178,17 +161,23 @@ class _ModuleWriter:
         d, plan = self.d, self.plan
         doc = [f"Diagram `{d.name}` (group {d.group_name}), compiled by fusionlang.", ""]
         rows = {"node": "V", "edge": "E"}
-        for kind, names in (("input", d.inputs), ("output", d.outputs)):
-            for w in names:
+        for kind, wires in (("input", d.inputs), ("output", d.outputs)):
+            for w in wires:
                 where = f" per {d.domain(w)}, [{rows[d.domain(w)]}, {d.irreps(w).dim}]" if d.is_graph else \
                     f"  (dim {d.irreps(w).dim})"
-                doc.append(f"    {kind:<6} {w} : {d.irreps(w)}{where}")
+                doc.append(f"    {kind:<6} {self._wire_text(w)} : {d.irreps(w)}{where}")
         for v in plan.vertices:
             if v.external and v.weight_numel:
                 lead = rows[v.domain] if d.is_graph else "..."
-                doc.append(f"    input  {self.weights_arg(v)} : [{lead}, {v.weight_numel}] external weights")
+                doc.append(f"    input  {self.weights_arg(v)} : [{lead}, {v.weight_numel}] external weights of "
+                           f"{self._wire_text(v.outputs[0])}")
         if d.is_graph:
             doc.append("    input  edge_index : [2, E] integers, row 0 each edge's sender, row 1 its receiver")
+        for v in plan.vertices:
+            if not v.external and v.weight_numel:
+                owner = v.weight_owner or v.outputs[0]
+                doc.append(f"    weight {self.weight_params[v.node]} : [{v.weight_numel}] internal weights of "
+                           f"{self._wire_text(owner)}")
         doc.append(f"    paths: {plan.n_paths}, internal weights: {plan.weight_numel}")
         doc.append("    ")
         lines = [f"class {self.class_name()}(torch.nn.Module):", "    " + pynames.docstring(doc), "",
@@ -199,10 +188,15 @@ class _ModuleWriter:
         lines += ["        " + line if line else "" for line in self.body]
         return "\n".join(lines) + "\n"
 
+    def _wire_text(self, wire: str) -> str:
+        """A wire as the docstring names it: its Python name, and the diagram's where they differ."""
+        python = self.var[wire]
+        return python if python == wire else f"{python} (wire `{wire}`)"
+
     # -- pieces --------------------------------------------------------------
 
     def buffer(self, stem: str, value: np.ndarray) -> str:
-        name = self.namer.fresh(stem)
+        name = self.names.fresh(stem)
         flat = value.reshape(-1)
         nz = np.flatnonzero(flat)
         self.init.append(f"self.register_buffer({name!r}, _constant({tuple(value.shape)!r}, "
@@ -215,7 +209,7 @@ class _ModuleWriter:
         return f"{int(idx[0])}:{int(idx[-1]) + 1}" if _contiguous(idx) else self.index_buffer(f"{out}_index", idx)
 
     def index_buffer(self, stem: str, index: np.ndarray) -> str:
-        name = self.namer.fresh(stem)
+        name = self.names.fresh(stem)
         self.init.append(f"self.register_buffer({name!r}, torch.tensor({_ints(index)}, dtype=torch.long), "
                          "persistent=False)")
         return f"self.{name}"
@@ -232,7 +226,7 @@ class _ModuleWriter:
         if key in self.segment_vars:
             return self.segment_vars[key]
         src = self.var[seg.wire]
-        name = self.namer.fresh(f"{src}_seg")
+        name = self.names.fresh(f"{src}_seg")
         whole = seg.start == 0 and seg.end == irreps.dim
         if whole and (len(seg.terms) == 1 or seg.mul == 1):   # [z, mul * dim] is then [z, mul, dim]
             expr = f"{src}.reshape(-1, {seg.mul}, {seg.dim})"
@@ -272,7 +266,7 @@ class _ModuleWriter:
             else:
                 pname = self.weight_params[v.node]
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
-                weights = self.namer.fresh("w")
+                weights = self.names.fresh("w")
                 self.body.append(f"{weights} = self.{pname}.to(dtype)")
         if v.operator_blocks:
             self.operator_vertex(v, weights)
@@ -316,7 +310,7 @@ class _ModuleWriter:
         mul, D, O = sp.mul, sp.dim, sp.out_dim
         terms = self.wire_terms(wire)
         dims = [t.irrep.dim for t in self.d.irreps(wire)]
-        xt = self.namer.fresh(f"{self.var[wire]}_channels")
+        xt = self.names.fresh(f"{self.var[wire]}_channels")
         parts = [f"{t}.reshape(-1, {mul}, {d})" for t, d in zip(terms, dims)]
         joined = parts[0] if len(parts) == 1 else f"torch.cat([{', '.join(parts)}], dim=2)"
         # [mul, D, z]: channels outermost (the batched GEMMs' batch), the nodes innermost.
@@ -326,17 +320,17 @@ class _ModuleWriter:
         for u in range(len(dims)):   # x_i x_j for j in term u and every i before its end
             j1 = sp.starts[u + 1]
             left = xt if j1 == D else f"{xt}[:, :{j1}]"
-            name = self.namer.fresh(f"{out}_pairs")
+            name = self.names.fresh(f"{out}_pairs")
             self.body.append(f"{name} = ({left}[:, :, None] * {x_terms[u]}[:, None]).reshape({mul}, {j1 * dims[u]}, -1)")
             products.append(name)
-        w = self.namer.fresh(f"{out}_w")
+        w = self.names.fresh(f"{out}_w")
         self.body.append(f"{w} = {weights}.reshape({sp.rank}, {mul})")
         acc = None
         for k0, k1, prefix, const in sp.blocks:
             t = sp.starts.index(k0)
             width = const.shape[0] // prefix
             K = self.buffer(f"{out}_sym", const)
-            kw = self.namer.fresh(f"{out}_kw")
+            kw = self.names.fresh(f"{out}_kw")
             self.body.append(f"{kw} = ({K}.to(dtype) @ {w}).t().contiguous().reshape({mul}, {width}, {prefix})")
             g = None
             nonzero = const.reshape(width, prefix, -1).any(axis=(0, 2))
@@ -345,16 +339,16 @@ class _ModuleWriter:
                 if not nonzero[s0:s1].any():
                     continue
                 op = kw if (s0, s1) == (0, prefix) else f"{kw}[:, :, {s0}:{s1}]"
-                step = self.namer.fresh(f"{out}_g")
+                step = self.names.fresh(f"{out}_g")
                 self.body.append(f"{step} = torch.bmm({op}, {products[u]})" if g is None
                                  else f"{step} = torch.baddbmm({g}, {op}, {products[u]})")
                 g = step
-            part = self.namer.fresh(f"{out}_part")   # times the third factor x_k (k in term t), summed
+            part = self.names.fresh(f"{out}_part")   # times the third factor x_k (k in term t), summed
             self.body.append(f"{part} = ({g}.reshape({mul}, {k1 - k0}, {O}, -1) * {x_terms[t]}[:, :, None]).sum(1)")
             if acc is None:
                 acc = part
             else:
-                total = self.namer.fresh(f"{out}_acc")
+                total = self.names.fresh(f"{out}_acc")
                 self.body.append(f"{total} = {acc} + {part}")
                 acc = total
         pieces, o = [], 0
@@ -394,9 +388,9 @@ class _ModuleWriter:
             rows, q = blk.operator.shape[1:]
             u, d = blk.mul, blk.dim
             if blk.term not in transposed:   # [z, i, u]: channels innermost
-                xt = self.namer.fresh(f"{x}_t")
+                xt = self.names.fresh(f"{x}_t")
                 view = x_terms[blk.term]
-                node_t = self.namer.fresh(f"{self.var[v.gathered_from]}_t") if v.gathered_from else xt
+                node_t = self.names.fresh(f"{self.var[v.gathered_from]}_t") if v.gathered_from else xt
                 self.body.append(f"{node_t} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
                                  else f"{node_t} = {view}.reshape(-1, 1, {u})")
                 if v.gathered_from:
@@ -404,10 +398,10 @@ class _ModuleWriter:
                 transposed[blk.term] = xt
             xt = transposed[blk.term]
             op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q))
-            z = self.namer.fresh(f"{out}_z")
+            z = self.names.fresh(f"{out}_z")
             self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
             n = len(blk.paths)
-            xw = self.namer.fresh(f"{out}_xw")
+            xw = self.names.fresh(f"{out}_xw")
             if v.mode == "uvu" and v.external and external_parts is None:
                 external_parts = self._external_parts(v, weights)
             sel = None if external_parts else self.weight_selection(out, blk.weight_index)
@@ -425,14 +419,14 @@ class _ModuleWriter:
             if blk.group in acc:
                 self.body.append(f"{acc[blk.group]} = torch.baddbmm({acc[blk.group]}, {z}, {xw})  # {paths}")
             else:
-                acc[blk.group] = self.namer.fresh(f"{out}_acc")
+                acc[blk.group] = self.names.fresh(f"{out}_acc")
                 self.body.append(f"{acc[blk.group]} = torch.bmm({z}, {xw})  # {paths}")
         if v.scatter_into:
             # The accumulators [E, rows, channels] are added into the nodes as they are; the
             # transposes and the concatenation below then run on V rows instead of E.
             end = self.ends[self._absorbed_scatter(v).endpoint]
             for g in list(acc):
-                summed = self.namer.fresh(f"{self.var[v.scatter_into]}_acc")
+                summed = self.names.fresh(f"{self.var[v.scatter_into]}_acc")
                 self.body.append(f"{summed} = _scatter_add({acc[g]}, {end}, num_nodes)")
                 acc[g] = summed
             out = self.var[v.scatter_into]
@@ -463,7 +457,7 @@ class _ModuleWriter:
         """Names for tensor.split(sizes, dim) (the tensor itself when there is one piece)."""
         if len(sizes) == 1:
             return [tensor]
-        names = [self.namer.fresh(stem) for _ in sizes]
+        names = [self.names.fresh(stem) for _ in sizes]
         self.body.append(f"{', '.join(names)} = {tensor}.split({tuple(sizes)!r}, dim={dim})")
         return names
 
@@ -473,10 +467,10 @@ class _ModuleWriter:
         d, out = self.d, self.var[v.outputs[0]]
         operands = [self.segment(s, d.irreps(s.wire)) for s in c.segments]
         operands.append(self.buffer(f"{out}_cg", c.constant) + ".to(dtype)")
-        edge_part = self.namer.fresh(f"{out}_edges")
+        edge_part = self.names.fresh(f"{out}_edges")
         self.body.append(f"{edge_part} = {self._replay(c.edge_steps, operands)}")
         width = int(np.prod(c.edge_shape))
-        summed = self.namer.fresh(f"{self.var[v.scatter_into]}_sum")
+        summed = self.names.fresh(f"{self.var[v.scatter_into]}_sum")
         end = self.ends[self._absorbed_scatter(v).endpoint]
         shape = ", ".join(str(n) for n in c.edge_shape)
         self.body.append(f"{summed} = _scatter_add({edge_part}.reshape(-1, {width}), {end}, num_nodes)"
@@ -486,7 +480,7 @@ class _ModuleWriter:
         if c.scatter is not None:
             node_operands.append(self.buffer(f"{out}_scatter", c.scatter) + ".to(dtype)")
         result = self._replay(c.node_steps, node_operands)
-        name = self.namer.fresh(f"{self.var[v.scatter_into]}_part")
+        name = self.names.fresh(f"{self.var[v.scatter_into]}_part")
         paths = ", ".join(_path_text(d, v, k) for k in c.paths[:4]) + (" ..." if len(c.paths) > 4 else "")
         self.body.append(f"{name} = {result}  # {paths}")
         return name
@@ -506,7 +500,7 @@ class _ModuleWriter:
             elif expr in self.step_vars:
                 names.append(self.step_vars[expr])
             else:
-                tmp = self.namer.fresh("t")
+                tmp = self.names.fresh("t")
                 self.body.append(f"{tmp} = {expr}")
                 self.step_vars[expr] = tmp
                 names.append(tmp)
@@ -532,7 +526,7 @@ class _ModuleWriter:
         result = self._replay(c.steps, operands)
         if scale is not None and scale != 1.0:
             result = f"{result} * {scale!r}"
-        name = self.namer.fresh(f"{self.var[v.outputs[0]]}_part")
+        name = self.names.fresh(f"{self.var[v.outputs[0]]}_part")
         paths = ", ".join(_path_text(d, v, k) for k in c.paths[:4]) + (" ..." if len(c.paths) > 4 else "")
         self.body.append(f"{name} = {result}  # {paths}")
         return name
@@ -610,21 +604,19 @@ def _path_text(d, v: VertexPlan, k: int) -> str:
 def forward_argument_names(plan: Plan) -> list[str]:
     """The generated forward's parameters: inputs in declaration order, then external weights; for a
     graph diagram then edge_index, and num_nodes (keyword-only) where no input lives on the nodes."""
-    writer = _ModuleWriter(plan)
-    names = [writer.var[w] for w in plan.diagram.inputs] + \
-        [writer.weights_arg(v) for v in plan.vertices if v.external and v.weight_numel]
-    d = plan.diagram
+    names, d = module_names(plan), plan.diagram
+    args = [names.wires[w] for w in d.inputs] + \
+        [names.weight_arguments[v.weight_owner or v.outputs[0]] for v in plan.vertices if v.external and v.weight_numel]
     if d.is_graph:
-        names.append("edge_index")
+        args.append("edge_index")
         if not any(d.domain(w) == "node" for w in d.inputs) and any(d.domain(w) == "node" for w in d.wires):
-            names.append("num_nodes")
-    return names
+            args.append("num_nodes")
+    return args
 
 
 def internal_weight_name(plan: Plan, vertex: VertexPlan) -> str:
-    """The parameter holding a vertex's internal weights: `<out wire>_weight` (for a vertex the
-    planner moved, the wire it wrote in the diagram as written; an _ added where the name is taken)."""
-    return _ModuleWriter(plan).weight_params[vertex.node]
+    """The parameter holding a vertex's internal weights (names.ModuleNames: `<wire>_weight`)."""
+    return module_names(plan).weight_parameters[vertex.weight_owner or vertex.outputs[0]]
 
 
 HELPERS = '''

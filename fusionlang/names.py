@@ -70,6 +70,63 @@ def python_names(names: list[str], extra: tuple[str, ...] = ()) -> dict[str, str
     return out
 
 
+# e3nn's class attributes on every generated module (emit_torch._ModuleWriter.metadata): no buffer or
+# parameter may take one (register_buffer refuses a name the class already has).
+CLASS_ATTRIBUTES = ("irreps_in", "irreps_out", "weight_numel")
+# The calling convention of graph diagrams (LANGUAGE.md section 9) fixes these argument names.
+GRAPH_ARGUMENTS = ("edge_index", "num_nodes")
+
+
+class ModuleNames:
+    """Every Python identifier of one generated class: the class, its wires (forward arguments and
+    locals), the weights (`<wire>_weights` arguments, `<wire>_weight` parameters), buffers and
+    temporaries.  The emitter, the picture (render.py), the class docstring and `fusionc plan` all
+    read names from here, so they cannot disagree.
+
+    wires: the diagram's wires as written; external / internal: the wires whose vertex takes
+    external weights / owns a weight parameter (for a vertex the planner moved, the wire it wrote
+    in the diagram as written).  A weight name is the wire's own name plus the suffix (even where
+    the wire itself needs another Python name: `lambda_weights` is a fine identifier), with
+    underscores added until it meets nothing taken; no two weight names can meet (their stems
+    differ before the added underscores), so a weight name does not depend on which other
+    vertices have weights, and a caller that knows only some of them (the picture knows the
+    external ones) gets the same names."""
+
+    def __init__(self, diagram: str, wires, graph: bool = False, external=(), internal=()):
+        self.class_name = python_name(diagram)
+        self.fixed_arguments = GRAPH_ARGUMENTS if graph else ()
+        self.wires = python_names(list(wires), self.fixed_arguments)
+        self.used = set(RESERVED) | set(CLASS_ATTRIBUTES) | set(self.fixed_arguments) | set(self.wires.values())
+        self.weight_arguments = {w: self._unused(f"{w}_weights") for w in external}
+        self.weight_parameters = {w: self._unused(f"{w}_weight") for w in internal}
+
+    def add_wires(self, wires) -> None:
+        """Wires the planner added (a graph diagram's rewrites) after the names above were fixed."""
+        for w in wires:
+            if w not in self.wires:
+                self.wires[w] = self._unused(python_name(w))
+
+    def _unused(self, stem: str) -> str:
+        name = derived_name(stem)
+        while name in self.used:
+            name += "_"
+        self.used.add(name)
+        return name
+
+    def fresh(self, stem: str) -> str:
+        """A new local or buffer: `<stem>_<k>` with the first k not taken."""
+        stem = derived_name(stem)
+        k = 0
+        while f"{stem}_{k}" in self.used:
+            k += 1
+        self.used.add(f"{stem}_{k}")
+        return f"{stem}_{k}"
+
+    def fixed(self, stem: str) -> str:
+        """A new local named after its role (`num_edges`, `sender`), underscores added if taken."""
+        return self._unused(stem)
+
+
 def derived_name(stem: str) -> str:
     """A stem for a name the generator derives from a wire's (`<wire>_weight`, `<wire>_cg`):
     never two leading underscores, so Python's private-name mangling inside the class cannot

@@ -38,6 +38,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from . import names as pynames
 from .files import write_atomic
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
@@ -227,6 +228,9 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
             add(" -> ".join(pid(f"{tag}:{n}") for n in names) + " [style=invis];")
 
     # Vertices, in written order.
+    # The note of an [external] vertex names the forward argument, as the generated module does.
+    python = pynames.ModuleNames(diagram.name, list(diagram.wires), diagram.is_graph,
+                                 external=[data["outputs"][0] for _, data in diagram.vertices() if data.get("external")])
     for node, data in diagram.vertices():
         attrs = [f"label={_vertex_label(data, diagram)}", _STYLE[data["kind"]]]
         if node in pinned:
@@ -235,7 +239,7 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
             attrs.append(f'xlabel=<<font color="#cc0000" point-size="10"><b>step {int(steps[node])}</b></font>>')
         add(f"{pid(node)} [{', '.join(attrs)}];")
         if data.get("external"):
-            wname = f"{data['outputs'][0]}_weights"
+            wname = python.weight_arguments[data["outputs"][0]]
             add(f'{pid("ext:" + node)} [label=<{_h(wname)}<br/><i>external</i>>, {_STYLE["external"]}];')
             add(f'{pid("ext:" + node)} -> {pid(node)} [style=dashed, color="#999999", arrowhead=empty];')
 
