@@ -8,6 +8,8 @@ e3nn's order (LANGUAGE.md section 6), sliced per contraction.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import __version__
@@ -30,12 +32,29 @@ def module_names(plan: Plan) -> pynames.ModuleNames:
     return names
 
 
-def _floats(values) -> str:
-    return "[" + ", ".join(repr(float(v)) for v in values) + "]"
+def _comment_lines(text: str, width: int = 96) -> list[str]:
+    """Free text as `#` comment lines of at most about `width` characters, broken at spaces."""
+    lines = _wrapped(pynames.comment(text).split(" "), width - 2)
+    return ["# " + line[4:] if i == 0 else "#   " + line[4:] for i, line in enumerate(lines)]
 
 
-def _ints(values) -> str:
-    return "[" + ", ".join(str(int(v)) for v in values) + "]"
+def _wrapped(items: list[str], width: int = 96) -> list[str]:
+    """Items joined by spaces into lines of at most `width` characters (one item may be longer),
+    each indented by four spaces."""
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + 1 + len(item) > width:
+            lines.append("    " + line)
+            line = item
+        else:
+            line = f"{line} {item}" if line else item
+    return lines + (["    " + line] if line else [])
+
+
+# The index letters of plan._contraction's equations besides each input's channel and component
+# letters (z, the rows, is named by the vertex's domain).
+_LETTERS = {"p": "path", "q": "(path, output component)", "o": "output component", "w": "output channel"}
+_IDENTIFIER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _contiguous(index: np.ndarray) -> bool:
@@ -48,19 +67,26 @@ class _ModuleWriter:
         d = plan.emitted      # a graph diagram after the planner's rewrites; otherwise as written
         self.d = d
         self.names = module_names(plan)
-        self.var = self.names.wires
+        # wire -> the local holding its value in forward: the argument itself, or for an input of a
+        # plain diagram its [rows, dim] view, which gets a name of its own (no name is bound twice).
+        self.var = dict(self.names.wires)
         self.weight_args = {v.node: self.names.weight_arguments[v.weight_owner or v.outputs[0]]
                             for v in plan.vertices if v.external and v.weight_numel}
         self.weight_params = {v.node: self.names.weight_parameters[v.weight_owner or v.outputs[0]]
                               for v in plan.vertices if not v.external and v.weight_numel}
+        self.weight_values = dict(self.weight_args)   # vertex -> the local of its external weights
         self.ends: dict[str, str] = {}      # graph diagrams: "sender" / "receiver" -> the index variable
         self.init: list[str] = []
         self.body: list[str] = []
-        self.segment_vars: dict[tuple, str] = {}
-        self.term_vars: dict[str, list[str]] = {}
-        # Every name in forward is assigned once, so equal expression text means an equal value: a
-        # step that another contraction already computed (e.g. the same y1 (x) y2 coupling) is reused.
-        self.step_vars: dict[str, str] = {}
+        # Single assignment: every local of forward is bound once (bind refuses a second time), so a
+        # name stands for one value.  A value's key is its operation with each operand replaced by that
+        # operand's value number, and equal constants are one buffer (constant_key), so an operation
+        # that was computed already (the same y1 (x) y2 coupling for several paths, the same y @ K for
+        # two vertices with one operator) is found by its key and reused, never computed twice.
+        self.value_ids: dict[str, int] = {}
+        self.values: dict[tuple, str | tuple[str, ...]] = {}
+        self.constants: dict[tuple, str] = {}
+        self.legends: set[tuple[str, str]] = set()    # (vertex, equation) whose letters were explained
 
     def class_name(self) -> str:
         return self.names.class_name
@@ -71,17 +97,21 @@ class _ModuleWriter:
         d, plan = self.d, self.plan
         dims = {w: d.irreps(w).dim for w in d.wires}
         ext = [v for v in plan.vertices if v.external and v.weight_numel]
-        args = [self.var[w] for w in d.inputs] + [self.weights_arg(v) for v in ext]
+        args = [self.names.wires[w] for w in d.inputs] + [self.weights_arg(v) for v in ext]
         first = self.var[d.inputs[0]]
         self.body.append(f"batch = {first}.shape[:-1]")
         self.body += self.argument_checks([(self.var[w], dims[w], str(d.irreps(w))) for w in d.inputs] +
                                           [(self.weights_arg(v), v.weight_numel, None) for v in ext], first)
+        for name in ["batch", "dtype"] + args:
+            self.bind(name)
         for w in d.inputs:
-            self.body.append(f"{self.var[w]} = {self.var[w]}.reshape(-1, {dims[w]})")
+            self.var[w] = self.let(self.names.fixed(f"{self.var[w]}_rows"), f"{self.var[w]}.reshape(-1, {dims[w]})",
+                                   fixed=True)
         self.body.append(f"dtype = {first}.dtype")
         for v in ext:
             arg = self.weights_arg(v)
-            self.body.append(f"{arg} = {arg}.reshape(-1, {v.weight_numel}).to(dtype)")
+            self.weight_values[v.node] = self.let(self.names.fixed(f"{arg}_rows"),
+                                                  f"{arg}.reshape(-1, {v.weight_numel}).to(dtype)", fixed=True)
         for v in plan.vertices:
             self.vertex(v)
         outs = [f"{self.var[w]}.reshape(batch + ({dims[w]},))" for w in d.outputs]
@@ -95,11 +125,13 @@ class _ModuleWriter:
         ext = [v for v in plan.vertices if v.external and v.weight_numel]
         node_inputs = [w for w in d.inputs if d.domain(w) == "node"]
         uses_nodes = bool(node_inputs) or any(d.domain(w) == "node" for w in d.wires)
-        args = [self.var[w] for w in d.inputs] + [self.weights_arg(v) for v in ext] + ["edge_index"]
+        args = [self.names.wires[w] for w in d.inputs] + [self.weights_arg(v) for v in ext] + ["edge_index"]
         if not node_inputs and uses_nodes:
             args += ["*", "num_nodes"]
         num_edges = self.names.fixed("num_edges")
         rows = {"node": "num_nodes", "edge": num_edges}
+        for name in ["dtype", num_edges] + [a for a in args if a != "*"] + (["num_nodes"] if node_inputs else []):
+            self.bind(name)
         self.body.append(f"dtype = {self.var[d.inputs[0]]}.dtype")
         if node_inputs:
             self.body.append(f"num_nodes = {self.var[node_inputs[0]]}.shape[0]")
@@ -111,24 +143,24 @@ class _ModuleWriter:
         for v in ext:
             arg = self.weights_arg(v)
             self.body.append(f"_check_rows({arg!r}, {arg}, {rows[v.domain]}, {v.weight_numel}, {v.domain!r})")
-            self.body.append(f"{arg} = {arg}.to(dtype)")
+            self.weight_values[v.node] = self.let(self.names.fixed(f"{arg}_rows"), f"{arg}.to(dtype)", fixed=True)
         ends = self.ends
         for end in ("sender", "receiver"):
             if any(v.endpoint == end for v in plan.vertices):
-                ends[end] = self.names.fixed(end)
-                self.body.append(f"{ends[end]} = edge_index[{0 if end == 'sender' else 1}]")
+                ends[end] = self.let(self.names.fixed(end), f"edge_index[{0 if end == 'sender' else 1}]", fixed=True)
         for v in plan.vertices:
             if v.absorbed:
                 continue        # the fuse before it wrote into the nodes (plan.VertexPlan.scatter_into)
             if v.kind == "gather":
-                self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = gather({v.inputs[0]}, {v.endpoint}): "
+                self.body += ["", f"# line {v.line}: {self.stem(v.outputs[0])} = gather({v.inputs[0]}, {v.endpoint}): "
                               f"each edge reads its {v.endpoint}'s row"]
-                self.body.append(f"{self.var[v.outputs[0]]} = {self.var[v.inputs[0]]}.index_select(0, {ends[v.endpoint]})")
+                self.let(self.var[v.outputs[0]], f"{self.var[v.inputs[0]]}.index_select(0, {ends[v.endpoint]})",
+                         fixed=True)
             elif v.kind == "scatter":
-                self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = scatter({v.inputs[0]}, {v.endpoint}): "
+                self.body += ["", f"# line {v.line}: {self.stem(v.outputs[0])} = scatter({v.inputs[0]}, {v.endpoint}): "
                               f"each edge's row added into its {v.endpoint}"]
                 src = self.var[v.inputs[0]]
-                self.body.append(f"{self.var[v.outputs[0]]} = _scatter_add({src}, {ends[v.endpoint]}, num_nodes)")
+                self.let(self.var[v.outputs[0]], f"_scatter_add({src}, {ends[v.endpoint]}, num_nodes)", fixed=True)
             else:
                 self.vertex(v)
         outs = [self.var[w] for w in d.outputs]
@@ -136,7 +168,41 @@ class _ModuleWriter:
         return self.render_class(args)
 
     def weights_arg(self, v: VertexPlan) -> str:
+        """The forward argument of a vertex's external weights."""
         return self.weight_args[v.node]
+
+    def weights_value(self, v: VertexPlan) -> str:
+        """The local holding those weights in forward ([rows, numel], the input's dtype)."""
+        return self.weight_values[v.node]
+
+    # -- single assignment ---------------------------------------------------
+
+    def bind(self, name: str) -> None:
+        """Record that forward binds `name`; a second binding is a bug in this file."""
+        if name in self.value_ids:
+            raise AssertionError(f"fusionlang internal error: `{name}` bound twice in generated forward")
+        self.value_ids[name] = len(self.value_ids)
+
+    def value_key(self, expr: str) -> tuple:
+        """The operation with each operand that is a bound local replaced by its value number."""
+        return tuple(self.value_ids.get(piece, piece) for piece in _IDENTIFIER.split(expr))
+
+    def let(self, stem: str, expr: str, comment: str = "", fixed: bool = False) -> str:
+        """A local holding expr: `<stem>_<k> = expr`, or the local that holds that value already.  With
+        fixed, `stem` is the name itself (an output wire's, `sender`): it is bound, to the known local
+        where the value was computed already."""
+        key = self.value_key(expr)
+        known = self.values.get(key)
+        if isinstance(known, str) and not fixed:
+            return known
+        name = stem if fixed else self.names.fresh(stem)
+        self.bind(name)
+        self.values.setdefault(key, name)
+        statement = f"{name} = {known if isinstance(known, str) else expr}"
+        if comment and len(statement) + len(comment) > 92:    # a long comment goes above, wrapped
+            self.body += _comment_lines(comment)
+        self.body.append(statement + (f"  # {comment}" if comment and len(statement) + len(comment) <= 92 else ""))
+        return name
 
     def argument_checks(self, arguments: list[tuple[str, int, str | None]], first: str) -> list[str]:
         """One _check_argument call per forward argument (name, last dimension, irreps or None for
@@ -188,20 +254,37 @@ class _ModuleWriter:
         lines += ["        " + line if line else "" for line in self.body]
         return "\n".join(lines) + "\n"
 
+    def stem(self, wire: str) -> str:
+        """The start of the names of a wire's buffers and temporaries: its Python name."""
+        return self.names.wires[wire]
+
     def _wire_text(self, wire: str) -> str:
         """A wire as the docstring names it: its Python name, and the diagram's where they differ."""
-        python = self.var[wire]
+        python = self.names.wires[wire]
         return python if python == wire else f"{python} (wire `{wire}`)"
 
     # -- pieces --------------------------------------------------------------
 
-    def buffer(self, stem: str, value: np.ndarray) -> str:
-        name = self.names.fresh(stem)
-        flat = value.reshape(-1)
-        nz = np.flatnonzero(flat)
-        self.init.append(f"self.register_buffer({name!r}, _constant({tuple(value.shape)!r}, "
-                         f"{_ints(nz)}, {_floats(flat[nz])}))")
-        return f"self.{name}"
+    def buffer(self, stem: str, value: np.ndarray, what: str) -> str:
+        """A float64 constant as a buffer, written as a table (_table, see HELPERS) under a comment
+        saying what it is; an equal constant registered before is that buffer."""
+        key = ("float64", value.shape, np.asarray(value, dtype=np.float64).tobytes())
+        if key not in self.constants:
+            name = self.names.fresh(stem)
+            flat = value.reshape(-1)
+            nz = np.flatnonzero(flat)
+            distinct = list(dict.fromkeys(float(x) for x in flat[nz]))
+            slot = {x: k for k, x in enumerate(distinct)}
+            entries = [f"{int(i)}:{slot[float(flat[i])]}" for i in nz]
+            self.init += _comment_lines(f"{name}: {what}, {list(value.shape)}, {len(nz)} nonzero entries, "
+                                        f"{len(distinct)} distinct values")
+            self.init.append(f"self.register_buffer({name!r}, _table({tuple(value.shape)!r}, [")
+            self.init += _wrapped([repr(x) + "," for x in distinct])
+            self.init.append('], """')
+            self.init += _wrapped(entries)
+            self.init.append('"""))')
+            self.constants[key] = f"self.{name}"
+        return self.constants[key]
 
     def weight_selection(self, out: str, index: np.ndarray) -> str:
         """The flat weight positions as a slice where they are consecutive, else as an index buffer."""
@@ -209,24 +292,21 @@ class _ModuleWriter:
         return f"{int(idx[0])}:{int(idx[-1]) + 1}" if _contiguous(idx) else self.index_buffer(f"{out}_index", idx)
 
     def index_buffer(self, stem: str, index: np.ndarray) -> str:
-        name = self.names.fresh(stem)
-        self.init.append(f"self.register_buffer({name!r}, torch.tensor({_ints(index)}, dtype=torch.long), "
-                         "persistent=False)")
-        return f"self.{name}"
+        key = ("long", index.shape, np.asarray(index, dtype=np.int64).tobytes())
+        if key not in self.constants:
+            name = self.names.fresh(stem)
+            self.init.append(f"self.register_buffer({name!r}, torch.tensor([")
+            self.init += _wrapped([f"{int(i)}," for i in index])
+            self.init.append("], dtype=torch.long), persistent=False)")
+            self.constants[key] = f"self.{name}"
+        return self.constants[key]
 
     def wire_terms(self, wire: str) -> list[str]:
         """One name per term of a wire, from a single split (cut once per wire and reused)."""
-        if wire not in self.term_vars:
-            src = self.var[wire]
-            self.term_vars[wire] = self._split(src, [t.dim for t in self.d.irreps(wire)], 1, f"{src}_term")
-        return self.term_vars[wire]
+        return self._split(self.var[wire], [t.dim for t in self.d.irreps(wire)], 1, f"{self.names.wires[wire]}_term")
 
     def segment(self, seg, irreps) -> str:
-        key = (seg.wire, seg.start, seg.end, seg.mul)
-        if key in self.segment_vars:
-            return self.segment_vars[key]
         src = self.var[seg.wire]
-        name = self.names.fresh(f"{src}_seg")
         whole = seg.start == 0 and seg.end == irreps.dim
         if whole and (len(seg.terms) == 1 or seg.mul == 1):   # [z, mul * dim] is then [z, mul, dim]
             expr = f"{src}.reshape(-1, {seg.mul}, {seg.dim})"
@@ -238,9 +318,7 @@ class _ModuleWriter:
             terms = self.wire_terms(seg.wire)
             parts = [f"{terms[t]}.reshape(-1, {seg.mul}, {irreps[t].irrep.dim})" for t in seg.terms]
             expr = f"torch.cat([{', '.join(parts)}], dim=2)"
-        self.body.append(f"{name} = {expr}")
-        self.segment_vars[key] = name
-        return name
+        return self.let(f"{self.names.wires[seg.wire]}_seg", expr)
 
     def vertex(self, v: VertexPlan) -> None:
         out = v.outputs[0]
@@ -248,8 +326,8 @@ class _ModuleWriter:
             if v.kind == "fuse" else (" [external]" if v.external else "")
         count = (f"{len(v.paths)} symmetric basis functions ({v.unreduced_paths} unreduced paths)" if v.symmetric_bases
                  else f"{len(v.paths)} paths")
-        self.body += ["", "# " + pynames.comment(
-            f"line {v.line}: {self.var[out]} = {v.kind}({', '.join(v.inputs)}){opts}: {count}, " +
+        self.body += ["", *_comment_lines(
+            f"line {v.line}: {self.stem(out)} = {v.kind}({', '.join(v.inputs)}){opts}: {count}, " +
             (f"{len(v.operator_blocks)} operator blocks" if v.operator_blocks
              else "symmetric pair form" if v.symmetric_pairs
              else f"{len(v.contractions)} contractions"))]
@@ -262,12 +340,11 @@ class _ModuleWriter:
         weights = None
         if v.weight_numel:
             if v.external:
-                weights = self.weights_arg(v)
+                weights = self.weights_value(v)
             else:
                 pname = self.weight_params[v.node]
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
-                weights = self.names.fresh("w")
-                self.body.append(f"{weights} = self.{pname}.to(dtype)")
+                weights = self.let("w", f"self.{pname}.to(dtype)")
         if v.operator_blocks:
             self.operator_vertex(v, weights)
             return
@@ -306,32 +383,28 @@ class _ModuleWriter:
     def symmetric_pair_pieces(self, v: VertexPlan, weights: str) -> list[str]:
         """The symmetric pair form (plan.SymmetricPairs): pair products of one channel's components,
         then one batched GEMM per input term with the weights folded into its constant."""
-        sp, out, wire = v.symmetric_pairs, self.var[v.outputs[0]], v.inputs[0]
+        sp, out, wire = v.symmetric_pairs, self.stem(v.outputs[0]), v.inputs[0]
         mul, D, O = sp.mul, sp.dim, sp.out_dim
         terms = self.wire_terms(wire)
         dims = [t.irrep.dim for t in self.d.irreps(wire)]
-        xt = self.names.fresh(f"{self.var[wire]}_channels")
         parts = [f"{t}.reshape(-1, {mul}, {d})" for t, d in zip(terms, dims)]
         joined = parts[0] if len(parts) == 1 else f"torch.cat([{', '.join(parts)}], dim=2)"
         # [mul, D, z]: channels outermost (the batched GEMMs' batch), the nodes innermost.
-        self.body.append(f"{xt} = {joined}.permute(1, 2, 0).contiguous()")
-        x_terms = self._split(xt, dims, 1, f"{self.var[wire]}_channel_term")
+        xt = self.let(f"{self.stem(wire)}_channels", f"{joined}.permute(1, 2, 0).contiguous()")
+        x_terms = self._split(xt, dims, 1, f"{self.stem(wire)}_channel_term")
         products = []
         for u in range(len(dims)):   # x_i x_j for j in term u and every i before its end
             j1 = sp.starts[u + 1]
             left = xt if j1 == D else f"{xt}[:, :{j1}]"
-            name = self.names.fresh(f"{out}_pairs")
-            self.body.append(f"{name} = ({left}[:, :, None] * {x_terms[u]}[:, None]).reshape({mul}, {j1 * dims[u]}, -1)")
-            products.append(name)
-        w = self.names.fresh(f"{out}_w")
-        self.body.append(f"{w} = {weights}.reshape({sp.rank}, {mul})")
+            products.append(self.let(f"{out}_pairs",
+                                     f"({left}[:, :, None] * {x_terms[u]}[:, None]).reshape({mul}, {j1 * dims[u]}, -1)"))
+        w = self.let(f"{out}_w", f"{weights}.reshape({sp.rank}, {mul})")
         acc = None
         for k0, k1, prefix, const in sp.blocks:
             t = sp.starts.index(k0)
             width = const.shape[0] // prefix
-            K = self.buffer(f"{out}_sym", const)
-            kw = self.names.fresh(f"{out}_kw")
-            self.body.append(f"{kw} = ({K}.to(dtype) @ {w}).t().contiguous().reshape({mul}, {width}, {prefix})")
+            K = self.buffer(f"{out}_sym", const, "symmetric pair form: the bases of one block, weights still apart")
+            kw = self.let(f"{out}_kw", f"({K}.to(dtype) @ {w}).t().contiguous().reshape({mul}, {width}, {prefix})")
             g = None
             nonzero = const.reshape(width, prefix, -1).any(axis=(0, 2))
             for u in range(t + 1):   # the pair slots of the terms up to t
@@ -339,18 +412,11 @@ class _ModuleWriter:
                 if not nonzero[s0:s1].any():
                     continue
                 op = kw if (s0, s1) == (0, prefix) else f"{kw}[:, :, {s0}:{s1}]"
-                step = self.names.fresh(f"{out}_g")
-                self.body.append(f"{step} = torch.bmm({op}, {products[u]})" if g is None
-                                 else f"{step} = torch.baddbmm({g}, {op}, {products[u]})")
-                g = step
-            part = self.names.fresh(f"{out}_part")   # times the third factor x_k (k in term t), summed
-            self.body.append(f"{part} = ({g}.reshape({mul}, {k1 - k0}, {O}, -1) * {x_terms[t]}[:, :, None]).sum(1)")
-            if acc is None:
-                acc = part
-            else:
-                total = self.names.fresh(f"{out}_acc")
-                self.body.append(f"{total} = {acc} + {part}")
-                acc = total
+                g = self.let(f"{out}_g", f"torch.bmm({op}, {products[u]})" if g is None
+                             else f"torch.baddbmm({g}, {op}, {products[u]})")
+            # times the third factor x_k (k in term t), summed
+            part = self.let(f"{out}_part", f"({g}.reshape({mul}, {k1 - k0}, {O}, -1) * {x_terms[t]}[:, :, None]).sum(1)")
+            acc = part if acc is None else self.let(f"{out}_acc", f"{acc} + {part}")
         pieces, o = [], 0
         for term in v.out_irreps:   # [mul, O, z] -> each term [z, mul * dim] (mul_ir)
             d = term.irrep.dim
@@ -363,17 +429,16 @@ class _ModuleWriter:
         return next(s for s in self.plan.vertices if s.kind == "scatter" and s.outputs[0] == v.scatter_into)
 
     def _assign_output(self, out: str, pieces: list[str]) -> None:
-        if len(pieces) == 1:
-            self.body.append(f"{out} = {pieces[0]}")
-        else:
-            self.body.append(f"{out} = torch.cat([")
-            self.body += [f"    {p}," for p in pieces]
-            self.body.append("], dim=1)")
+        """The wire's own name bound to its value: one piece, or the pieces concatenated (one per line)."""
+        expr = pieces[0] if len(pieces) == 1 else f"torch.cat([{', '.join(pieces)}], dim=1)"
+        self.let(out, expr, fixed=True)
+        if len(pieces) > 1 and self.body[-1] == f"{out} = {expr}":
+            self.body[-1:] = [f"{out} = torch.cat([", *[f"    {p}," for p in pieces], "], dim=1)"]
 
     def operator_vertex(self, v: VertexPlan, weights: str) -> None:
         """The operator form (plan.OperatorBlock): per block one GEMM with the second input, the
         weights applied to the transposed first input, and one batched GEMM into the accumulator."""
-        out, x, y = self.var[v.outputs[0]], self.var[v.inputs[0]], self.var[v.inputs[1]]
+        out, x, y = self.stem(v.outputs[0]), self.stem(v.inputs[0]), self.var[v.inputs[1]]
         # Terms and output rows are cut with split, not slices: a slice's gradient is a zero tensor
         # of the whole input plus a copy, split's is one concatenation.
         x_terms = self.wire_terms(v.gathered_from or v.inputs[0])
@@ -388,20 +453,18 @@ class _ModuleWriter:
             rows, q = blk.operator.shape[1:]
             u, d = blk.mul, blk.dim
             if blk.term not in transposed:   # [z, i, u]: channels innermost
-                xt = self.names.fresh(f"{x}_t")
                 view = x_terms[blk.term]
-                node_t = self.names.fresh(f"{self.var[v.gathered_from]}_t") if v.gathered_from else xt
-                self.body.append(f"{node_t} = {view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
-                                 else f"{node_t} = {view}.reshape(-1, 1, {u})")
-                if v.gathered_from:
-                    self.body.append(f"{xt} = {node_t}.index_select(0, {end})")
-                transposed[blk.term] = xt
+                node_t = self.let(f"{self.stem(v.gathered_from)}_t" if v.gathered_from else f"{x}_t",
+                                  f"{view}.reshape(-1, {u}, {d}).transpose(1, 2).contiguous()" if d > 1
+                                  else f"{view}.reshape(-1, 1, {u})")
+                transposed[blk.term] = self.let(f"{x}_t", f"{node_t}.index_select(0, {end})") if v.gathered_from \
+                    else node_t
             xt = transposed[blk.term]
-            op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q))
-            z = self.names.fresh(f"{out}_z")
-            self.body.append(f"{z} = ({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
+            op = self.buffer(f"{out}_op", blk.operator.reshape(blk.operator.shape[0], rows * q),
+                             f"operator form, input term {blk.term}: K[j, (o, q)], j the component of "
+                             f"`{self.stem(v.inputs[1])}`, o the output's, q (path, component)")
+            z = self.let(f"{out}_z", f"({y} @ {op}.to(dtype)).reshape(-1, {rows}, {q})")
             n = len(blk.paths)
-            xw = self.names.fresh(f"{out}_xw")
             if v.mode == "uvu" and v.external and external_parts is None:
                 external_parts = self._external_parts(v, weights)
             sel = None if external_parts else self.weight_selection(out, blk.weight_index)
@@ -411,31 +474,27 @@ class _ModuleWriter:
                 w = (f"{external_parts[blk.term, blk.group]}.reshape(-1, {n}, 1, {u})" if external_parts else
                      f"{weights}[:, {sel}].reshape(-1, {n}, 1, {u})") if v.external else \
                     f"{weights}[{sel}].reshape({n}, 1, {u})" + (f".expand({n}, {d}, {u})" if d > 1 else "")
-                self.body.append(f"{xw} = ({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
+                xw = self.let(f"{out}_xw", f"({xt}[:, None] * {w}).reshape(-1, {q}, {u})")
             else:
                 w = f"{weights}[{sel}].reshape({u}, {n * og.mul})"
-                self.body.append(f"{xw} = ({xt}.reshape(-1, {u}) @ {w}).reshape(-1, {q}, {og.mul})")
+                xw = self.let(f"{out}_xw", f"({xt}.reshape(-1, {u}) @ {w}).reshape(-1, {q}, {og.mul})")
             paths = ", ".join(_path_text(self.d, v, k) for k in blk.paths[:4]) + (" ..." if n > 4 else "")
-            if blk.group in acc:
-                self.body.append(f"{acc[blk.group]} = torch.baddbmm({acc[blk.group]}, {z}, {xw})  # {paths}")
-            else:
-                acc[blk.group] = self.names.fresh(f"{out}_acc")
-                self.body.append(f"{acc[blk.group]} = torch.bmm({z}, {xw})  # {paths}")
+            # Each block adds into a new accumulator (baddbmm of the previous one): no name is rebound.
+            acc[blk.group] = self.let(f"{out}_acc", f"torch.baddbmm({acc[blk.group]}, {z}, {xw})" if blk.group in acc
+                                      else f"torch.bmm({z}, {xw})", comment=paths)
         if v.scatter_into:
             # The accumulators [E, rows, channels] are added into the nodes as they are; the
             # transposes and the concatenation below then run on V rows instead of E.
             end = self.ends[self._absorbed_scatter(v).endpoint]
             for g in list(acc):
-                summed = self.names.fresh(f"{self.var[v.scatter_into]}_acc")
-                self.body.append(f"{summed} = _scatter_add({acc[g]}, {end}, num_nodes)")
-                acc[g] = summed
-            out = self.var[v.scatter_into]
+                acc[g] = self.let(f"{self.stem(v.scatter_into)}_acc", f"_scatter_add({acc[g]}, {end}, num_nodes)")
+            out = self.stem(v.scatter_into)
         rows: dict[int, str] = {}
         for g, og in enumerate(v.output_groups):
             sizes = [b - a for a, b in zip(og.offsets, og.offsets[1:])]
             rows.update(zip(og.terms, self._split(acc[g], sizes, 1, f"{out}_rows")))
-        self._assign_output(out, [f"{rows[k]}.transpose(1, 2).reshape(-1, {term.dim})"
-                                  for k, term in enumerate(v.out_irreps)])
+        self._assign_output(self.var[v.scatter_into or v.outputs[0]],
+                            [f"{rows[k]}.transpose(1, 2).reshape(-1, {term.dim})" for k, term in enumerate(v.out_irreps)])
 
     def _external_parts(self, v: VertexPlan, weights: str) -> dict:
         """Per-row weights cut into the operator blocks' pieces with one split, where the blocks'
@@ -450,44 +509,60 @@ class _ModuleWriter:
         runs.sort()
         if runs[0][0] != 0 or runs[-1][1] != v.weight_numel or any(a[1] != b[0] for a, b in zip(runs, runs[1:])):
             return {}
-        names = self._split(weights, [end - start for start, end, _ in runs], 1, f"{weights}_part")
+        names = self._split(weights, [end - start for start, end, _ in runs], 1, f"{self.weights_arg(v)}_part")
         return {key: name for (_, _, key), name in zip(runs, names)}
 
     def _split(self, tensor: str, sizes: list[int], dim: int, stem: str) -> list[str]:
         """Names for tensor.split(sizes, dim) (the tensor itself when there is one piece)."""
         if len(sizes) == 1:
             return [tensor]
-        names = [self.names.fresh(stem) for _ in sizes]
-        self.body.append(f"{', '.join(names)} = {tensor}.split({tuple(sizes)!r}, dim={dim})")
-        return names
+        expr = f"{tensor}.split({tuple(sizes)!r}, dim={dim})"
+        key = self.value_key(expr)
+        if key not in self.values:      # one operation, several values
+            names = tuple(self.names.fresh(stem) for _ in sizes)
+            for name in names:
+                self.bind(name)
+            self.body.append(f"{', '.join(names)} = {expr}")
+            self.values[key] = names
+        return list(self.values[key])
 
     def split_contraction(self, v: VertexPlan, c: Contraction, weights: str) -> str:
         """A contraction cut before its shared weights (plan.VertexPlan.weights_on_nodes): the part
         without weights on the edges, its result added into the nodes, the weights applied there."""
-        d, out = self.d, self.var[v.outputs[0]]
+        d, out = self.d, self.stem(v.outputs[0])
         operands = [self.segment(s, d.irreps(s.wire)) for s in c.segments]
-        operands.append(self.buffer(f"{out}_cg", c.constant) + ".to(dtype)")
-        edge_part = self.names.fresh(f"{out}_edges")
-        self.body.append(f"{edge_part} = {self._replay(c.edge_steps, operands)}")
+        operands.append(self.buffer(f"{out}_cg", c.constant, _constant_text(c)) + ".to(dtype)")
+        self.body += self.legend(v, c)
+        edge_part = self.let(f"{out}_edges", self._replay(c.edge_steps, operands))
         width = int(np.prod(c.edge_shape))
-        summed = self.names.fresh(f"{self.var[v.scatter_into]}_sum")
         end = self.ends[self._absorbed_scatter(v).endpoint]
         shape = ", ".join(str(n) for n in c.edge_shape)
-        self.body.append(f"{summed} = _scatter_add({edge_part}.reshape(-1, {width}), {end}, num_nodes)"
-                         f".reshape(-1, {shape})")
+        summed = self.let(f"{self.stem(v.scatter_into)}_sum",
+                          f"_scatter_add({edge_part}.reshape(-1, {width}), {end}, num_nodes).reshape(-1, {shape})")
         node_operands = [summed, f"{weights}[{self.weight_selection(out, c.weight_index)}]"
                          f".reshape({', '.join(str(n) for n in c.weight_shape)})"]
         if c.scatter is not None:
-            node_operands.append(self.buffer(f"{out}_scatter", c.scatter) + ".to(dtype)")
+            node_operands.append(self.buffer(f"{out}_scatter", c.scatter, _scatter_text(c)) + ".to(dtype)")
         result = self._replay(c.node_steps, node_operands)
-        name = self.names.fresh(f"{self.var[v.scatter_into]}_part")
         paths = ", ".join(_path_text(d, v, k) for k in c.paths[:4]) + (" ..." if len(c.paths) > 4 else "")
-        self.body.append(f"{name} = {result}  # {paths}")
-        return name
+        return self.let(f"{self.stem(v.scatter_into)}_part", result, comment=paths)
+
+    def legend(self, v: VertexPlan, c: Contraction) -> list[str]:
+        """A comment line with the contraction's equation and, the first time a vertex uses it, what each
+        index letter means (plan._contraction: per input a channel and a component letter, then those
+        of _LETTERS); the einsum, bmm and multiply-and-sum steps below it use the same letters."""
+        if (v.node, c.equation) in self.legends:
+            return [f"# {c.equation}"]
+        self.legends.add((v.node, c.equation))
+        subscripts = c.equation.split("->")[0].split(",")
+        parts = [f"z {v.domain}s" if v.domain else "z batch"]
+        parts += [f"`{self.stem(w)}`: {sub[1]} channel, {sub[2]} component" for w, sub in zip(v.inputs, subscripts)]
+        parts += [f"{letter} {_LETTERS[letter]}" for letter in dict.fromkeys(c.equation) if letter in _LETTERS]
+        return _comment_lines(f"{c.equation}  ({'; '.join(parts)})")
 
     def _replay(self, steps, operands: list[str]) -> str:
         """The planner's pairwise order: each step pops its operands and appends its result; the
-        intermediates get names (shared with any earlier equal expression), the last is returned."""
+        intermediates get names (an intermediate computed before is reused), the last is returned."""
         names = list(operands)
         result = None
         for k, step in enumerate(steps):
@@ -497,39 +572,42 @@ class _ModuleWriter:
             expr = _step_expression(step, args)
             if k == len(steps) - 1:
                 result = expr
-            elif expr in self.step_vars:
-                names.append(self.step_vars[expr])
             else:
-                tmp = self.names.fresh("t")
-                self.body.append(f"{tmp} = {expr}")
-                self.step_vars[expr] = tmp
-                names.append(tmp)
+                names.append(self.let("t", expr))
         return result
 
     def contraction(self, v: VertexPlan, c: Contraction, weights: str | None) -> str:
-        d = self.d
+        d, out = self.d, self.stem(v.outputs[0])
         operands = [self.segment(s, d.irreps(s.wire)) for s in c.segments]
         scale = None
         if v.kind == "linear":
             scale = float(c.constant)
         else:
-            operands.append(self.buffer(f"{self.var[v.outputs[0]]}_cg", c.constant) + ".to(dtype)")
+            operands.append(self.buffer(f"{out}_cg", c.constant, _constant_text(c)) + ".to(dtype)")
         if c.weight_index is not None:
-            sel = self.weight_selection(self.var[v.outputs[0]], c.weight_index)
+            sel = self.weight_selection(out, c.weight_index)
             shape = ", ".join(str(s) for s in c.weight_shape)
             if v.external:
                 operands.append(f"{weights}[:, {sel}].reshape(-1, {shape})")
             else:
                 operands.append(f"{weights}[{sel}].reshape({shape})")
         if c.scatter is not None:
-            operands.append(self.buffer(f"{self.var[v.outputs[0]]}_scatter", c.scatter) + ".to(dtype)")
+            operands.append(self.buffer(f"{out}_scatter", c.scatter, _scatter_text(c)) + ".to(dtype)")
+        self.body += self.legend(v, c)
         result = self._replay(c.steps, operands)
         if scale is not None and scale != 1.0:
             result = f"{result} * {scale!r}"
-        name = self.names.fresh(f"{self.var[v.outputs[0]]}_part")
         paths = ", ".join(_path_text(d, v, k) for k in c.paths[:4]) + (" ..." if len(c.paths) > 4 else "")
-        self.body.append(f"{name} = {result}  # {paths}")
-        return name
+        return self.let(f"{out}_part", result, comment=paths)
+
+
+def _constant_text(c: Contraction) -> str:
+    subscripts = c.equation.split("->")[0].split(",")
+    return f"coupling tensor [{subscripts[len(c.segments)]}] of {c.equation}"
+
+
+def _scatter_text(c: Contraction) -> str:
+    return f"0/1 matrix [qo] of {c.equation}: (path, output component) to output component"
 
 
 def _aligned(name: str, sub: str, target: str) -> str:
@@ -620,6 +698,18 @@ def internal_weight_name(plan: Plan, vertex: VertexPlan) -> str:
 
 
 HELPERS = '''
+
+def _table(shape, values, entries):
+    """A float64 tensor from its nonzero entries (coupling tensors are sparse): `entries` holds
+    whitespace-separated "position:k" pairs, position the row-major flat index of an entry and k
+    the index of its value in `values` (each distinct value is written once)."""
+    pairs = [entry.split(":") for entry in entries.split()]
+    out = torch.zeros(shape, dtype=torch.float64)
+    slots = torch.tensor([int(k) for _, k in pairs], dtype=torch.long)
+    out.view(-1)[torch.tensor([int(p) for p, _ in pairs], dtype=torch.long)] = \
+        torch.tensor(values, dtype=torch.float64)[slots]
+    return out
+
 
 def _constant(shape, flat_indices, values):
     """A float64 tensor from its nonzero entries (coupling tensors are sparse)."""

@@ -22,7 +22,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # soft keywords (`_`, `match`, `case`) are ordinary identifiers wherever the generated code
 # puts a name, so they stay as they are.  tests/test_codegen_trust.py checks that every
 # global the generated code reads is listed here.
-GENERATED_GLOBALS = frozenset({"torch", "_constant", "_check_argument", "__all__",
+GENERATED_GLOBALS = frozenset({"torch", "_constant", "_table", "_check_argument", "__all__",
                                "_check_edge_index", "_check_rows", "_scatter_add",
                                "super", "ValueError", "TypeError", "IndexError", "tuple", "list", "type",
                                "int", "isinstance"}) | \

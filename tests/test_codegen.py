@@ -72,6 +72,50 @@ def test_forward_computes_no_expression_twice(text, name):
     assert not repeated, repeated
 
 
+def _bound_names(forward: ast.FunctionDef) -> list[str]:
+    """Every binding of a local in forward: its parameters, then each assignment target."""
+    names = [a.arg for a in forward.args.args + forward.args.kwonlyargs]
+    for node in ast.walk(forward):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.NamedExpr, ast.For)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name)]
+    return names
+
+
+@pytest.mark.parametrize("text,name", OPEN)
+def test_forward_binds_every_name_once(text, name):
+    """True single assignment (issue 11, item 5): no local of forward is bound twice, the
+    arguments included, so a name is a value and the emitter's reuse of values is sound."""
+    tree = ast.parse(_compiled(text).python)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    forward = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    names = _bound_names(forward)
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+
+
+def test_equal_values_are_computed_once_across_vertices():
+    """Two vertices reading the same input term with the same operator share y @ K, the transposed
+    terms and the buffer itself (values, not text: their buffers had different names before)."""
+    text = """group O3
+diagram Twice {
+    in  x : 2x0e + 2x1o
+    in  y : 0e + 1o
+    out a : 2x0e + 2x1o
+    out b : 2x0e + 2x1o
+    a = fuse(x, y) [weights=uvu]
+    b = fuse(x, y) [weights=uvu, external]
+}
+"""
+    program = compile_source(text)
+    source = program.python
+    assert source.count("register_buffer(") == 2          # the two operator blocks, once each
+    assert source.count(" @ self.") == 2                    # y @ K once per block, not per vertex
+    assert source.count(".transpose(1, 2).contiguous()") == 1
+    args = make_inputs(program.plans["Twice"].diagram, program.plans["Twice"], 3, seed=0)
+    assert module_vs_reference(program, "Twice", batch=3, seed=1) <= TOL
+    assert set(args) == {"x", "y", "b_weights"}
+
+
 @pytest.mark.parametrize("text,name", OPEN)
 def test_module_batch_shapes(text, name):
     """Leading batch dimensions: [2, 3, dim] gives the same as the flattened [6, dim]."""
