@@ -97,11 +97,11 @@ class _ModuleWriter:
         d, plan = self.d, self.plan
         dims = {w: d.irreps(w).dim for w in d.wires}
         ext = [v for v in plan.vertices if v.external and v.weight_numel]
-        args = [self.names.wires[w] for w in d.inputs] + [self.weights_arg(v) for v in ext]
+        args = [self.names.wires[w] for w in d.inputs] + [self.weights_argument(v) for v in ext]
         first = self.var[d.inputs[0]]
         self.body.append(f"batch = {first}.shape[:-1]")
         self.body += self.argument_checks([(self.var[w], dims[w], str(d.irreps(w))) for w in d.inputs] +
-                                          [(self.weights_arg(v), v.weight_numel, None) for v in ext], first)
+                                          [(self.weights_argument(v), v.weight_numel, None) for v in ext], first)
         for name in ["batch", "dtype"] + args:
             self.bind(name)
         for w in d.inputs:
@@ -109,7 +109,7 @@ class _ModuleWriter:
                                    fixed=True)
         self.body.append(f"dtype = {first}.dtype")
         for v in ext:
-            arg = self.weights_arg(v)
+            arg = self.weights_argument(v)
             self.weight_values[v.node] = self.let(self.names.fixed(f"{arg}_rows"),
                                                   f"{arg}.reshape(-1, {v.weight_numel}).to(dtype)", fixed=True)
         for v in plan.vertices:
@@ -125,7 +125,7 @@ class _ModuleWriter:
         ext = [v for v in plan.vertices if v.external and v.weight_numel]
         node_inputs = [w for w in d.inputs if d.domain(w) == "node"]
         uses_nodes = bool(node_inputs) or any(d.domain(w) == "node" for w in d.wires)
-        args = [self.names.wires[w] for w in d.inputs] + [self.weights_arg(v) for v in ext] + ["edge_index"]
+        args = [self.names.wires[w] for w in d.inputs] + [self.weights_argument(v) for v in ext] + ["edge_index"]
         if not node_inputs and uses_nodes:
             args += ["*", "num_nodes"]
         num_edges = self.names.fixed("num_edges")
@@ -141,7 +141,7 @@ class _ModuleWriter:
             domain = d.domain(w)
             self.body.append(f"_check_rows({w!r}, {self.var[w]}, {rows[domain]}, {d.irreps(w).dim}, {domain!r})")
         for v in ext:
-            arg = self.weights_arg(v)
+            arg = self.weights_argument(v)
             self.body.append(f"_check_rows({arg!r}, {arg}, {rows[v.domain]}, {v.weight_numel}, {v.domain!r})")
             self.weight_values[v.node] = self.let(self.names.fixed(f"{arg}_rows"), f"{arg}.to(dtype)", fixed=True)
         ends = self.ends
@@ -167,12 +167,13 @@ class _ModuleWriter:
         self.body.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
         return self.render_class(args)
 
-    def weights_arg(self, v: VertexPlan) -> str:
+    def weights_argument(self, v: VertexPlan) -> str:
         """The forward argument of a vertex's external weights."""
         return self.weight_args[v.node]
 
-    def weights_value(self, v: VertexPlan) -> str:
-        """The local holding those weights in forward ([rows, numel], the input's dtype)."""
+    def weights_arg(self, v: VertexPlan) -> str:
+        """The local holding those weights in forward ([rows, numel], the input's dtype; the Triton
+        backend's writer passes it to its kernels)."""
         return self.weight_values[v.node]
 
     # -- single assignment ---------------------------------------------------
@@ -235,7 +236,7 @@ class _ModuleWriter:
         for v in plan.vertices:
             if v.external and v.weight_numel:
                 lead = rows[v.domain] if d.is_graph else "..."
-                doc.append(f"    input  {self.weights_arg(v)} : [{lead}, {v.weight_numel}] external weights of "
+                doc.append(f"    input  {self.weights_argument(v)} : [{lead}, {v.weight_numel}] external weights of "
                            f"{self._wire_text(v.outputs[0])}")
         if d.is_graph:
             doc.append("    input  edge_index : [2, E] integers, row 0 each edge's sender, row 1 its receiver")
@@ -340,7 +341,7 @@ class _ModuleWriter:
         weights = None
         if v.weight_numel:
             if v.external:
-                weights = self.weights_value(v)
+                weights = self.weights_arg(v)
             else:
                 pname = self.weight_params[v.node]
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
@@ -509,7 +510,7 @@ class _ModuleWriter:
         runs.sort()
         if runs[0][0] != 0 or runs[-1][1] != v.weight_numel or any(a[1] != b[0] for a, b in zip(runs, runs[1:])):
             return {}
-        names = self._split(weights, [end - start for start, end, _ in runs], 1, f"{self.weights_arg(v)}_part")
+        names = self._split(weights, [end - start for start, end, _ in runs], 1, f"{self.weights_argument(v)}_part")
         return {key: name for (_, _, key), name in zip(runs, names)}
 
     def _split(self, tensor: str, sizes: list[int], dim: int, stem: str) -> list[str]:

@@ -5,3 +5,15 @@ import os
 # (imported by many test files) imports triton through torch; tests/test_triton_backend.py runs
 # the Triton backend's kernels on CPU tensors, which needs the interpreter chosen first.
 os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite the golden files (tests/golden, tests/golden_dot) from the current code "
+                          "instead of comparing with them; review the diff before committing")
+
+
+def pytest_configure(config):
+    # The golden tests read FUSION_UPDATE_GOLDEN (also settable by hand); the option sets it.
+    if config.getoption("--update-golden"):
+        os.environ["FUSION_UPDATE_GOLDEN"] = "1"
