@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from fusionlang import compile_source
+from fusionlang.verify import external_weights, graph_arguments, random_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -57,7 +58,6 @@ def test_golden_file_is_a_working_standalone_module(stem):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     program = compile_source((ROOT / "examples" / "diagrams" / f"{stem}.fus").read_text(), backend="torch")
-    from fusionlang.verify import external_weights, graph_arguments, random_inputs
     for name, plan in program.plans.items():
         gen = torch.Generator().manual_seed(0)
         args = [*random_inputs(plan.diagram, 2, gen), *external_weights(plan, 2, gen)]

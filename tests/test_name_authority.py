@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from fusionlang import compile_source
 from fusionlang import names as pynames
-from fusionlang.commands import format_plan
-from fusionlang.emit_torch import forward_argument_names, internal_weight_name, module_names
+from fusionlang.cli.commands import format_plan
+from fusionlang.backend.emit_torch import forward_argument_names, internal_weight_name, module_names
 from fusionlang.render import to_dot
 
 # A diagram whose six names the tests choose: D the class, a and b inputs, t an internal-weight
@@ -86,10 +86,11 @@ def _agree(program, name: str) -> dict:
     params = [internal_weight_name(plan, v) for v in internal]
     assert sorted(seen["parameters"]) == sorted(params)
     assert seen["plan internal"] == params == seen["docstring weights"]
-    # Every one a distinct identifier that Python will not mangle inside the class.
-    every = args + params + [program.modules[name].__name__]
+    # Arguments and parameters distinct identifiers that Python will not mangle inside the class (the
+    # class's own name is a module global, which a local of forward may share).
+    every = args + params
     assert len(set(every)) == len(every)
-    assert all(n.isidentifier() and not n.startswith("__") for n in every)
+    assert all(n.isidentifier() and not n.startswith("__") for n in every + [program.modules[name].__name__])
     return seen
 
 

@@ -12,8 +12,8 @@ import re
 
 import numpy as np
 
-from . import __version__
-from . import names as pynames
+from .. import names as pynames
+from ..version import __version__
 from .plan import Contraction, Plan, VertexPlan
 
 METADATA = pynames.CLASS_ATTRIBUTES   # e3nn's names; see _ModuleWriter.metadata
