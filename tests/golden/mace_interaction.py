@@ -8,9 +8,10 @@ def _table(shape, values, entries):
     whitespace-separated "position:k" pairs, position the row-major flat index of an entry and k
     the index of its value in `values` (each distinct value is written once)."""
     pairs = [entry.split(":") for entry in entries.split()]
-    out = torch.zeros(shape, dtype=torch.float64)
+    positions = torch.tensor([int(p) for p, _ in pairs], dtype=torch.long)
     slots = torch.tensor([int(k) for _, k in pairs], dtype=torch.long)
-    out.view(-1)[torch.tensor([int(p) for p, _ in pairs], dtype=torch.long)] =         torch.tensor(values, dtype=torch.float64)[slots]
+    out = torch.zeros(shape, dtype=torch.float64)
+    out.view(-1)[positions] = torch.tensor(values, dtype=torch.float64)[slots]
     return out
 
 
