@@ -28,12 +28,13 @@ import math
 from fractions import Fraction
 from itertools import product
 
+from .diagnostics import FusionError
 from .ir import Diagram, weight_mode
 from .symmetry.coupling import _FACT, _racah_sum
 from .symmetry.paths import vertex_paths
 
 
-class NotEvaluable(ValueError):
+class NotEvaluable(FusionError, ValueError):
     """A closed diagram without a fixed value (weights, or a wire with a free end)."""
 
 

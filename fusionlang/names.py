@@ -14,6 +14,8 @@ from __future__ import annotations
 import keyword
 import re
 
+from .diagnostics import FusionError
+
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # What the generated module reads as a global (torch, its own helpers, the builtins the
@@ -33,7 +35,7 @@ METHOD_LOCALS = frozenset({"self", "batch", "dtype"})
 RESERVED = frozenset(keyword.kwlist) | GENERATED_GLOBALS | METHOD_LOCALS
 
 
-class UnsafeName(ValueError):
+class UnsafeName(FusionError, ValueError):
     """A name that is not an identifier of the language; the front end never produces one."""
 
 

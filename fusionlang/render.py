@@ -40,6 +40,7 @@ from typing import Iterable, Mapping
 
 import networkx as nx
 
+from .diagnostics import FusionError
 from .files import write_atomic
 from .ir import Diagram, weight_mode
 
@@ -68,7 +69,7 @@ _DOMAIN_BOX = {"node": ('per node (V rows)', '#eef4fb', '#9fc5e8'),
                "edge": ('per edge (E rows)', '#fdf3e7', '#f9cb9c')}
 
 
-class RenderError(Exception):
+class RenderError(FusionError):
     """A picture could not be made (bad output path or format, or Graphviz failed)."""
 
 

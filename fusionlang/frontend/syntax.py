@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lark
 
-from ..diagnostics import Diagnostic, Span, span_field
+from ..diagnostics import Diagnostic, FusionError, Span, span_field
 from ..symmetry.groups import MAX_MULTIPLICITY
 
 KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire", "fuse", "split", "linear", "sh",
@@ -166,7 +166,9 @@ def parser() -> lark.Lark:
 # ----------------------------------------------------------------------------- entry points
 
 
-class ParseFailed(Exception):
+class ParseFailed(FusionError):
+    """The text does not parse; carries the syntax diagnostics (its message: the first one's)."""
+
     def __init__(self, diagnostics: list[Diagnostic]):
         super().__init__(diagnostics[0].message if diagnostics else "parse failed")
         self.diagnostics = diagnostics

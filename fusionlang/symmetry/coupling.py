@@ -35,6 +35,7 @@ from typing import Union
 
 import numpy as np
 
+from ..diagnostics import FusionWarning
 from ..files import write_atomic
 from .groups import GROUPS, MAX_TWO_J, Group, Irrep
 
@@ -52,7 +53,7 @@ FORMAT_VERSION = 1
 TABLE_MAX_TWO_J = {"SU2": 15, "SO3": 16}
 
 
-class CouplingCacheWarning(RuntimeWarning):
+class CouplingCacheWarning(FusionWarning, RuntimeWarning):
     """The on-disk coupling cache could not be written; results stay correct."""
 
 

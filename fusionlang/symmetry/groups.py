@@ -8,13 +8,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..diagnostics import FusionError
+
 # Hard limits on labels, documented in docs/limits.md.  They bound the work any
 # input can cause: coupling tables grow like j^6, wire dimensions like mul * j.
 MAX_TWO_J = 24          # l <= 12 for O3/SO3, j <= 12 for SU2
 MAX_MULTIPLICITY = 65536
 
 
-class LabelError(ValueError):
+class LabelError(FusionError, ValueError):
     """A label that does not name an irrep of the group; carries a fix."""
 
     def __init__(self, message: str, help: str | None = None):

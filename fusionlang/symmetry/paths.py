@@ -10,13 +10,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from ..diagnostics import FusionError
 from .groups import Group, Irrep, Irreps
 
 MAX_PATHS = 20000
 
 
-class TooManyPaths(Exception):
-    pass
+class TooManyPaths(FusionError):
+    """A vertex has more than MAX_PATHS paths (the checker reports it as a diagnostic)."""
 
 
 @dataclass(frozen=True)
