@@ -53,14 +53,6 @@ def _coefficient(mode: str, kind: str, paths: list[Path], p: Path, in_muls) -> f
     return 1.0 / math.sqrt(total)
 
 
-def symmetric_weight_numel(diagram: Diagram, node: str) -> int:
-    """The weights of a symmetric fuse: per output term, (rank of its basis) x mul."""
-    data = diagram.graph.nodes[node]
-    out = diagram.irreps(data["outputs"][0])
-    bases = vertex_bases(diagram.group_name, diagram.irreps(data["inputs"][0]), len(data["inputs"]), out)
-    return sum(b.rank * t.mul for b, t in zip(bases, out))
-
-
 def unreduced_weights(diagram: Diagram, node: str, weights):
     """A symmetric fuse's weights (per output term: [rank, mul]) as the unreduced uuu vertex's per-path
     weights, w = U @ c for each output term (LANGUAGE.md section 10)."""

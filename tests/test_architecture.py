@@ -3,6 +3,8 @@ import of an internal module inside a function (such imports hide cycles)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,11 @@ def test_the_checker_finds_what_it_looks_for():
 @pytest.mark.parametrize("stage", ["symmetry", "cost", "frontend", "backend", "cli"])
 def test_stages_are_packages(stage):
     assert (PACKAGE / stage / "__init__.py").is_file()
+
+
+def test_no_dead_code():
+    """vulture (a dev tool, in the test extra) finds no unused import, variable or unreachable code."""
+    pytest.importorskip("vulture")
+    proc = subprocess.run([sys.executable, "-m", "vulture", "fusionlang", "--min-confidence", "80"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr

@@ -119,9 +119,6 @@ class Group:
         """The irreps of spherical harmonics up to lmax: 0e + 1o + 2e + ..."""
         return [Irrep(2 * l, (-1) ** l if self.has_parity else 0) for l in range(lmax + 1)]
 
-    def trivial(self) -> Irrep:
-        return Irrep(0, 1 if self.has_parity else 0)
-
     def example_labels(self) -> str:
         return {"O3": "0e, 1o, 2e", "SO3": "0, 1, 2", "SU2": "0, 1/2, 1, 3/2"}[self.name]
 
