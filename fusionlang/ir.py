@@ -24,16 +24,18 @@ nothing above the symmetry layer (docs/architecture.md).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .diagnostics import Span
+from .diagnostics import InternalError, Span
 from .symmetry.groups import GROUPS, Irreps
 
 OPERATIONS = ("fuse", "split", "linear", "gather", "scatter")
 DOMAINS = ("node", "edge")               # `per node` / `per edge` (graph diagrams, LANGUAGE.md section 9)
 ENDPOINTS = ("sender", "receiver")       # gather(x, sender) / scatter(m, receiver)
+WEIGHT_MODES = ("uvw", "uvu", "uuu", "none")
 
 
 @dataclass
@@ -172,3 +174,106 @@ def rebuild(diagram: Diagram, vertices: list[dict], new_wires: list[Wire] = ()) 
         g.add_edge(wire.producer, f"out:{name}", key=f"{name}@0", wire=name, irreps=wire.irreps,
                    src_port=g.nodes[wire.producer].get("outputs", [name]).index(name), dst_port=0)
     return Diagram(g)
+
+
+# ----------------------------------------------------------------------------- the spec check
+
+
+def verify_ir(diagram: Diagram, checked: bool = True) -> None:
+    """Raise InternalError listing every way `diagram` breaks the schema above (a broken IR is a bug,
+    never the user's fault).  checked: the diagram passed check.py without errors, so every wire is
+    produced, the dataflow is acyclic, and a graph diagram's wires all have a domain.  Runs between
+    the passes in debug mode (debug_verify) and in the tests.  (A closed network may have cycles.)"""
+    problems = _ir_problems(diagram, checked)
+    if problems:
+        raise InternalError(f"diagram {diagram.graph.graph.get('name')!r} breaks the IR spec: " + "; ".join(problems))
+
+
+def debug_verify(diagrams, stage: str, checked: bool = True) -> None:
+    """verify_ir on each diagram after `stage` when FUSIONLANG_DEBUG=1 (the test suite sets it)."""
+    if os.environ.get("FUSIONLANG_DEBUG") != "1":
+        return
+    for d in diagrams:
+        try:
+            verify_ir(d, checked)
+        except InternalError as exc:
+            raise InternalError(f"after {stage}: {exc}") from None
+
+
+def _ir_problems(diagram: Diagram, checked: bool) -> list[str]:
+    g = diagram.graph
+    out: list[str] = []
+    attrs = g.graph
+    for key in ("name", "group", "inputs", "outputs", "wires", "span"):
+        if key not in attrs:
+            out.append(f"graph attribute `{key}` is missing")
+    if out:
+        return out
+    if attrs["group"] not in GROUPS:
+        out.append(f"unknown group {attrs['group']!r}")
+    wires = attrs["wires"]
+    for name, w in wires.items():
+        if not isinstance(w, Wire) or w.name != name:
+            out.append(f"wire entry `{name}` is not a Wire of that name")
+        elif not isinstance(w.irreps, Irreps):
+            out.append(f"wire `{name}` has no Irreps")
+    for end, kind in (("inputs", "input"), ("outputs", "output")):
+        for name in attrs[end]:
+            node = f"in:{name}" if kind == "input" else f"out:{name}"
+            data = g.nodes.get(node)
+            if name not in wires:
+                out.append(f"{kind} `{name}` is not a wire")
+            if data is None or data.get("kind") != kind or data.get("wire") != name:
+                out.append(f"node `{node}` for {kind} `{name}` is missing or wrong")
+    vertices = [(n, d) for n, d in g.nodes(data=True) if d.get("kind") in OPERATIONS]
+    others = [n for n, d in g.nodes(data=True) if d.get("kind") not in OPERATIONS + ("input", "output")]
+    if others:
+        out.append(f"nodes of no known kind: {sorted(others)}")
+    if sorted(d.get("index") for _, d in vertices) != list(range(len(vertices))):
+        out.append("vertex indices are not 0..n-1 in written order")
+    for node, d in vertices:
+        for key in ("inputs", "outputs"):
+            if key not in d:
+                out.append(f"vertex `{node}` has no `{key}`")
+        if any(key not in d for key in ("inputs", "outputs")):
+            continue
+        unknown = [w for w in d["inputs"] + d["outputs"] if w not in wires]
+        if unknown:
+            out.append(f"vertex `{node}` names unknown wires {unknown}")
+            continue
+        for w in d["outputs"]:
+            if wires[w].producer != node:
+                out.append(f"wire `{w}` is an output of `{node}` but its producer is {wires[w].producer!r}")
+        if d["kind"] in ("gather", "scatter") and d.get("endpoint") not in ENDPOINTS:
+            out.append(f"{d['kind']} `{node}` has no endpoint")
+        if d["kind"] == "fuse" and "weights" in d:
+            mode = weight_mode(d, diagram)
+            if mode not in WEIGHT_MODES:
+                out.append(f"vertex `{node}` has weight mode {mode!r}")
+        ports = {}
+        for u, _, key, e in g.in_edges(node, keys=True, data=True):
+            ports[e.get("dst_port")] = (u, key, e)
+        for port, w in enumerate(d["inputs"]):
+            if port not in ports:
+                if checked or wires[w].producer is not None:
+                    out.append(f"argument {port} (`{w}`) of `{node}` has no edge")
+                continue
+            u, key, e = ports.pop(port)
+            if e.get("wire") != w or key != f"{w}@{port}" or u != wires[w].producer:
+                out.append(f"the edge into argument {port} of `{node}` does not carry `{w}` from its producer")
+            elif e.get("irreps") != wires[w].irreps:
+                out.append(f"the edge of `{w}` into `{node}` has irreps {e.get('irreps')} instead of {wires[w].irreps}")
+        if ports:
+            out.append(f"`{node}` has edges into ports it does not have: {sorted(ports, key=str)}")
+    for name, w in wires.items():
+        if w.producer is not None and w.producer not in g:
+            out.append(f"wire `{name}` names a producer `{w.producer}` that is not a node")
+        if checked and w.producer is None:
+            out.append(f"wire `{name}` is never produced")
+    if checked and not diagram.is_closed and not nx.is_directed_acyclic_graph(g):
+        out.append("the dataflow of an open diagram has a cycle")
+    if checked and diagram.is_graph:
+        missing = sorted(n for n, w in wires.items() if w.domain not in DOMAINS)
+        if missing:
+            out.append(f"wires without a domain in a graph diagram: {missing}")
+    return out

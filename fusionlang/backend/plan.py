@@ -28,7 +28,7 @@ import numpy as np
 
 from ..cost.contract_order import (BMM_FLOP_WEIGHT, COPY_WEIGHT, MULSUM_WEIGHT, WRITE_WEIGHT, Step, left_to_right,
                              order_for)
-from ..ir import Diagram, Wire, rebuild, weight_mode
+from ..ir import Diagram, Wire, debug_verify, rebuild, weight_mode
 from ..symmetry.groups import Irreps
 from ..symmetry.paths import Path, vertex_paths
 from ..symmetry.symmetric import vertex_bases
@@ -670,6 +670,7 @@ def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper
 
     A graph diagram is planned as a whole (plan_graph) for V = batch nodes and E = EDGES_PER_NODE *
     batch edges; graph=False plans it vertex by vertex as written (for comparisons and tests)."""
+    debug_verify([diagram], "check")
     if not diagram.is_graph:
         order = _topological_vertices(diagram)
         plan = Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
@@ -677,6 +678,7 @@ def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper
         plan = plan_graph(diagram, batch, form, rewrite=graph)
     for v in plan.vertices:
         v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch, plan.nodes)
+    debug_verify([plan.emitted], "the planner's rewrites")
     return plan
 
 

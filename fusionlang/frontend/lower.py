@@ -9,7 +9,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..diagnostics import Diagnostic, Span
-from ..ir import DOMAINS, ENDPOINTS, OPERATIONS, Diagram, Wire
+from ..ir import DOMAINS, ENDPOINTS, OPERATIONS, WEIGHT_MODES, Diagram, Wire
 from ..names import UnsafeName, python_name
 from ..symmetry.groups import GROUPS, MAX_MULTIPLICITY, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
 from .syntax import (Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef, Paren, Program, Sh, suggest)
@@ -17,7 +17,6 @@ from .syntax import (Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef,
 MAX_WIRE_DIM = 1 << 20          # components of one wire (mul x dim summed)
 MAX_TERMS = 4096                # terms in one irreps expression after expansion
 CONVENTIONS = {"O3": ("e3nn",), "SO3": ("e3nn",), "SU2": ("condon_shortley",)}
-WEIGHT_MODES = ("uvw", "uvu", "uuu", "none")
 
 
 class _Lowering:
