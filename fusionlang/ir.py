@@ -7,7 +7,7 @@ graph attributes
     inputs    in-wire names, in order   outputs  out-wire names, in order
     wires     {name: Wire}              span     the diagram's Span
     graph     True for a graph diagram (a wire declared `per node` / `per edge`, or a gather / scatter);
-              each Wire then has a domain, "node" or "edge" (LANGUAGE.md section 9)
+              each Wire then has a domain, "node" or "edge" (docs/language.md section 9)
 nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
     "v<k>"                              kind "fuse" | "split" | "linear" | "gather" | "scatter", index (written
@@ -33,7 +33,7 @@ from .diagnostics import InternalError, Span
 from .symmetry.groups import GROUPS, Irreps
 
 OPERATIONS = ("fuse", "split", "linear", "gather", "scatter")
-DOMAINS = ("node", "edge")               # `per node` / `per edge` (graph diagrams, LANGUAGE.md section 9)
+DOMAINS = ("node", "edge")               # `per node` / `per edge` (graph diagrams, docs/language.md section 9)
 ENDPOINTS = ("sender", "receiver")       # gather(x, sender) / scatter(m, receiver)
 WEIGHT_MODES = ("uvw", "uvu", "uuu", "none")
 
@@ -127,7 +127,7 @@ def dump_ir(diagrams: list[Diagram]) -> str:
 
 
 def weight_mode(data: dict, diagram: Diagram) -> str:
-    """The effective weight mode of a vertex (LANGUAGE.md section 4 defaults)."""
+    """The effective weight mode of a vertex (docs/language.md section 4 defaults)."""
     if data["kind"] == "linear":
         return "linear"
     if data["kind"] in ("split", "gather", "scatter"):

@@ -2,7 +2,7 @@
 
 Every vertex becomes one dense tensor over the full components of its wires
 (channels and irreps, mul_ir layout), built path by path straight from the
-definitions in LANGUAGE.md sections 4 and 6; nothing is shared with the
+definitions in docs/language.md sections 4 and 6; nothing is shared with the
 planner except the paths' enumeration and the coupling coefficients.  Open
 diagrams are evaluated in dataflow order in float64/complex128; closed
 diagrams are contracted as tensor networks, numerically or exactly (sympy).
@@ -55,7 +55,7 @@ def _coefficient(mode: str, kind: str, paths: list[Path], p: Path, in_muls) -> f
 
 def unreduced_weights(diagram: Diagram, node: str, weights):
     """A symmetric fuse's weights (per output term: [rank, mul]) as the unreduced uuu vertex's per-path
-    weights, w = U @ c for each output term (LANGUAGE.md section 10)."""
+    weights, w = U @ c for each output term (docs/language.md section 10)."""
     data = diagram.graph.nodes[node]
     ins = [diagram.irreps(w) for w in data["inputs"]]
     out = diagram.irreps(data["outputs"][0])
@@ -222,7 +222,7 @@ def evaluate(diagram: Diagram, inputs: dict, weights: dict | None = None, edge_i
 
     Returns output wire -> array [batch, dim], in float64 (complex128 for SU2).
 
-    A graph diagram (LANGUAGE.md section 9) also needs edge_index [2, E] (row 0 the senders, row 1
+    A graph diagram (docs/language.md section 9) also needs edge_index [2, E] (row 0 the senders, row 1
     the receivers); node wires are [V, dim], edge wires [E, dim], and external weights have one row
     per node or edge.  V is the leading size of the node inputs, or num_nodes.
     """

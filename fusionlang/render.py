@@ -20,7 +20,7 @@ The visual legend (docs/rendering.md):
   a vertex has several arguments a small number at the arrow head gives the
   argument position.
 - With ``plan_steps`` every vertex carries a red ``step k`` badge.
-- Graph diagrams (LANGUAGE.md section 9): the node part sits in a blue box
+- Graph diagrams (docs/language.md section 9): the node part sits in a blue box
   labelled ``per node (V rows)``, the edge part in an orange box labelled
   ``per edge (E rows)``, and node wires are drawn blue, edge wires orange.
   ``gather`` is a teal trapezium widening from the nodes to the edges

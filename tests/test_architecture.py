@@ -182,3 +182,10 @@ def test_no_dead_code():
     proc = subprocess.run([sys.executable, "-m", "vulture", "fusionlang", "--min-confidence", "80"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
+
+
+def test_docstrings_point_to_files_in_the_repository():
+    """The language's contract is docs/language.md here; LANGUAGE.md is not in the repository."""
+    stale = [f"{path.relative_to(ROOT)}:{n}" for path in sorted(PACKAGE.rglob("*.py"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "LANGUAGE.md" in line]
+    assert not stale, stale

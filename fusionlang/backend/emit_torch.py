@@ -4,7 +4,7 @@ The generated file imports only torch.  Constants (coupling tensors with the
 normalisation folded in) are float64 buffers built from their nonzero entries
 and cast to the input's dtype in forward, so `.double()` gives full float64
 precision and `.to(device)` moves everything.  Weights are flat parameters in
-e3nn's order (LANGUAGE.md section 6), sliced per contraction.
+e3nn's order (docs/language.md section 6), sliced per contraction.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..version import __version__
 from .plan import Contraction, Plan, VertexPlan
 
 METADATA = ("irreps_in", "irreps_out", "weight_numel")   # e3nn's names; see _ModuleWriter.metadata
-# The calling convention of graph diagrams (LANGUAGE.md section 9) fixes these argument names.
+# The calling convention of graph diagrams (docs/language.md section 9) fixes these argument names.
 GRAPH_ARGUMENTS = ("edge_index", "num_nodes")
 
 
@@ -106,7 +106,7 @@ class _ModuleWriter:
         return self.render_class(args)
 
     def write_graph(self) -> str:
-        """forward(*inputs, *external_weights, edge_index[, *, num_nodes]) of LANGUAGE.md section 9: node
+        """forward(*inputs, *external_weights, edge_index[, *, num_nodes]) of docs/language.md section 9: node
         tensors [V, dim], edge tensors [E, dim], gather as index_select, scatter as index_add."""
         d, plan = self.d, self.plan
         ext = [v for v in plan.vertices if v.external and v.weight_numel]

@@ -152,7 +152,7 @@ class OperatorBlock:
 
 @dataclass
 class SymmetricPairs:
-    """A symmetric fuse of order 3 (LANGUAGE.md section 10) on the products of one channel's D
+    """A symmetric fuse of order 3 (docs/language.md section 10) on the products of one channel's D
     components x_i (all input terms, in written order), channels outermost:
 
         P_u[a, (i, j), z]  = x[a, i, z] x[a, j, z]                 j in input term u, i before its end:
@@ -203,7 +203,7 @@ class VertexPlan:
     # Set instead of contractions when the operator form (OperatorBlock) is the cheaper plan.
     operator_blocks: list[OperatorBlock] = field(default_factory=list)
     output_groups: list[OutputGroup] = field(default_factory=list)
-    # A symmetric fuse (LANGUAGE.md section 10): `paths` are then its basis functions, one symmetric.py
+    # A symmetric fuse (docs/language.md section 10): `paths` are then its basis functions, one symmetric.py
     # basis per output term; the unreduced uuu vertex's counts are kept for `fusionc plan`.
     symmetric_bases: list = field(default_factory=list)
     unreduced_paths: int = 0

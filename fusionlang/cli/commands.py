@@ -87,7 +87,7 @@ def format_plan(program, verbose: bool = False) -> str:
                          f"{len(v.symmetric_pairs.blocks)} batched GEMMs)" if v.symmetric_pairs
                     else f"contractions {len(v.contractions)}")
             counts = f"paths {len(v.paths)}, weights {v.weight_numel}"
-            if v.symmetric_bases:   # LANGUAGE.md section 10: both weight counts
+            if v.symmetric_bases:   # docs/language.md section 10: both weight counts
                 ranks = " + ".join(str(b.rank) for b in v.symmetric_bases)
                 counts = (f"symmetric basis {ranks} per channel (unreduced paths {v.unreduced_paths}), "
                           f"weights {v.weight_numel} (unreduced uuu {v.unreduced_weight_numel})")

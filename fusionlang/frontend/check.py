@@ -1,6 +1,6 @@
 """Semantic checks on lowered diagrams: selection rules, multiplicities, dataflow.
 
-A pure function from diagrams to diagnostics; see LANGUAGE.md section 5 and
+A pure function from diagrams to diagnostics; see docs/language.md section 5 and
 docs/diagnostics.md for every code.
 """
 from __future__ import annotations
@@ -308,7 +308,7 @@ class _Checker:
         return True
 
     def symmetric_allowed(self, data) -> bool:
-        """`symmetric` (LANGUAGE.md section 10): one wire read by every input, and uuu weights."""
+        """`symmetric` (docs/language.md section 10): one wire read by every input, and uuu weights."""
         first = data["inputs"][0]
         for k, (name, arg_span) in enumerate(zip(data["inputs"], data["arg_spans"])):
             if name != first:
@@ -446,7 +446,7 @@ class _Checker:
                 self.error("F039", "`split` is supported in closed diagrams only (in version 1)", data["call_span"],
                            "in an open diagram, couple with `fuse`; a split's two outputs are not independent values")
 
-    # -- graph diagrams (LANGUAGE.md section 9) -----------------------------------
+    # -- graph diagrams (docs/language.md section 9) -----------------------------------
 
     def domains(self) -> None:
         d = self.d

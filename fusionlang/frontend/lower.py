@@ -351,7 +351,7 @@ class _Lowering:
                     ok = False
                 seen[key] = True
             elif key == "symmetric":
-                # LANGUAGE.md section 10; check.py decides whether the vertex allows it.
+                # docs/language.md section 10; check.py decides whether the vertex allows it.
                 if opt.value is not None:
                     self.error("F042", "`symmetric` takes no value", opt.span, "write `symmetric` alone")
                     ok = False
@@ -378,7 +378,7 @@ class _Lowering:
 
 
 def _infer_domains(g: nx.MultiDiGraph) -> None:
-    """Give every wire of a graph diagram its domain (LANGUAGE.md section 9): inputs as declared,
+    """Give every wire of a graph diagram its domain (docs/language.md section 9): inputs as declared,
     a gather's output per edge, a scatter's per node, any other vertex's output that of its inputs
     when they agree (check.py reports where they do not).  Where the producer decides nothing, the
     declared domain stands.  A pure function of the graph; cycles (an error) end after one sweep each."""

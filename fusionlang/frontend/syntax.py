@@ -20,9 +20,6 @@ from ..symmetry.groups import MAX_MULTIPLICITY
 
 KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire", "fuse", "split", "linear", "sh",
             "per", "gather", "scatter")
-OPERATIONS = ("fuse", "split", "linear", "gather", "scatter")
-DOMAINS = ("node", "edge")               # `per node` / `per edge` (graph diagrams, LANGUAGE.md section 9)
-ENDPOINTS = ("sender", "receiver")       # gather(x, sender) / scatter(m, receiver)
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 MAX_NESTING = 32
 MAX_NAME_LENGTH = 128

@@ -92,7 +92,7 @@ def _triple(group_name, a, b, c):
     a, b, c = (_as_irrep(group, x) for x in (a, b, c))
     if not group.admissible(a, b, c):
         raise ValueError(f"{c} does not occur in {a} x {b} for group {group.name} "
-                         f"(the selection rules of LANGUAGE.md section 5)")
+                         f"(the selection rules of docs/language.md section 5)")
     return group, (a.two_j, b.two_j, c.two_j)
 
 

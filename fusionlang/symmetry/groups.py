@@ -100,7 +100,7 @@ class Group:
     is_complex: bool
 
     def admissible(self, a: Irrep, b: Irrep, c: Irrep) -> bool:
-        """Whether c occurs in a (x) b: the selection rules of LANGUAGE.md section 5."""
+        """Whether c occurs in a (x) b: the selection rules of docs/language.md section 5."""
         if not triangle(a, b, c):
             return False
         if (a.two_j + b.two_j + c.two_j) % 2:

@@ -1,4 +1,4 @@
-"""Paths: every admissible choice of irreps on a vertex's wires (LANGUAGE.md sections 4 and 6).
+"""Paths: every admissible choice of irreps on a vertex's wires (docs/language.md sections 4 and 6).
 
 Shared by the checker (is there any path? which outputs are reachable?) and
 the planner (one weight set per path).  Order is e3nn's: for each term of the
