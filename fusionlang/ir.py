@@ -26,11 +26,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import networkx as nx
 
 from .diagnostics import InternalError, Span
-from .symmetry.groups import GROUPS, Irreps
+from .symmetry.groups import GROUPS, Group, Irreps
+from .symmetry.paths import Path, path_weight_shape, vertex_paths, weight_numel
 
 OPERATIONS = ("fuse", "split", "linear", "gather", "scatter")
 DOMAINS = ("node", "edge")               # `per node` / `per edge` (graph diagrams, docs/language.md section 9)
@@ -89,6 +91,17 @@ class Diagram:
         nodes = [(n, d) for n, d in self.graph.nodes(data=True) if d["kind"] in OPERATIONS]
         return sorted(nodes, key=lambda nd: nd[1]["index"])
 
+    def vertex(self, node: str) -> "Vertex":
+        """The typed record of one vertex, made once per diagram (its paths are computed once too)."""
+        cache = self.__dict__.setdefault("_vertices", {})
+        if node not in cache:
+            cache[node] = Vertex.of(self, node)
+        return cache[node]
+
+    def typed_vertices(self) -> list["Vertex"]:
+        """Every vertex as a typed record, in written order."""
+        return [self.vertex(n) for n, _ in self.vertices()]
+
     def irreps(self, wire: str) -> Irreps:
         return self.wires[wire].irreps
 
@@ -137,6 +150,60 @@ def weight_mode(data: dict, diagram: Diagram) -> str:
     wires = data["inputs"] + data["outputs"]
     all_single = all(t.mul == 1 for w in wires for t in diagram.irreps(w))
     return "none" if all_single else "uvw"
+
+
+@dataclass(frozen=True, eq=False)
+class Vertex:
+    """One operation of a checked diagram, typed: what the stages after the checker read.
+
+    The weight mode is resolved (the defaults of docs/language.md section 4 applied), the irreps of
+    the arguments and results are at hand, and the paths and the weight layout are computed once,
+    on first use."""
+
+    node: str
+    kind: str                         # one of OPERATIONS
+    index: int                        # written order
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    group: Group
+    in_irreps: tuple[Irreps, ...]
+    out_irreps: tuple[Irreps, ...]
+    mode: str                         # "uvw" | "uvu" | "uuu" | "none" | "linear"
+    external: bool
+    symmetric: bool
+    endpoint: str | None              # gather / scatter: "sender" | "receiver"
+    span: Span | None
+    call_span: Span | None
+
+    @classmethod
+    def of(cls, diagram: Diagram, node: str) -> "Vertex":
+        data = diagram.graph.nodes[node]
+        return cls(node=node, kind=data["kind"], index=data["index"], inputs=tuple(data["inputs"]),
+                   outputs=tuple(data["outputs"]), group=diagram.group,
+                   in_irreps=tuple(diagram.irreps(w) for w in data["inputs"]),
+                   out_irreps=tuple(diagram.irreps(w) for w in data["outputs"]),
+                   mode=weight_mode(data, diagram), external=bool(data.get("external")),
+                   symmetric=bool(data.get("symmetric")), endpoint=data.get("endpoint"),
+                   span=data.get("span"), call_span=data.get("call_span"))
+
+    @cached_property
+    def paths(self) -> tuple[Path, ...]:
+        """Every admissible path (symmetry/paths.py); none for gather and scatter."""
+        if self.kind in ("gather", "scatter"):
+            return ()
+        return tuple(vertex_paths(self.group, self.kind, list(self.in_irreps), list(self.out_irreps)))
+
+    @cached_property
+    def weight_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The shape of each path's weights, in the flat (e3nn) order; () for a path without weights."""
+        ins, out = self.in_irreps, self.out_irreps[0] if self.out_irreps else None
+        return tuple(path_weight_shape(self.mode, [ins[r][t].mul for r, t in enumerate(p.ins)],
+                                       out[p.outs[0]].mul if out is not None else 0) for p in self.paths)
+
+    @property
+    def weight_numel(self) -> int:
+        """The weights of all paths (a symmetric fuse's unreduced ones)."""
+        return sum(weight_numel(s) for s in self.weight_shapes)
 
 
 def rebuild(diagram: Diagram, vertices: list[dict], new_wires: list[Wire] = ()) -> Diagram:

@@ -42,7 +42,7 @@ import networkx as nx
 
 from .diagnostics import FusionError
 from .files import write_atomic
-from .ir import Diagram, weight_mode
+from .ir import Diagram, Vertex
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 FORMATS = IMAGE_FORMATS + ("dot",)
@@ -127,15 +127,14 @@ def _wire_label(name: str, irreps) -> str:
     return "<" + "<br/>".join([first] + [_h(line) for line in rest]) + ">"
 
 
-def _vertex_label(data: dict, diagram) -> str:
-    kind = data["kind"]
-    mode = weight_mode(data, diagram)
+def _vertex_label(v: Vertex) -> str:
+    kind = v.kind
     if kind == "fuse":
-        text = f"<b>fuse</b><br/>{_h(mode)}" + ("<br/><i>symmetric</i>" if data.get("symmetric") else "")
+        text = f"<b>fuse</b><br/>{_h(v.mode)}" + ("<br/><i>symmetric</i>" if v.symmetric else "")
     elif kind == "gather":
-        text = f"<b>gather</b><br/>at {_h(data['endpoint'])}"
+        text = f"<b>gather</b><br/>at {_h(v.endpoint)}"
     elif kind == "scatter":
-        text = f"<b>scatter &#931;</b><br/>into {_h(data['endpoint'])}"
+        text = f"<b>scatter &#931;</b><br/>into {_h(v.endpoint)}"
     elif kind == "split":
         text = "<b>split</b>"
     else:
@@ -229,15 +228,16 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
             add(" -> ".join(pid(f"{tag}:{n}") for n in names) + " [style=invis];")
 
     # Vertices, in written order.
-    for node, data in diagram.vertices():
-        attrs = [f"label={_vertex_label(data, diagram)}", _STYLE[data["kind"]]]
+    for v in diagram.typed_vertices():
+        node = v.node
+        attrs = [f"label={_vertex_label(v)}", _STYLE[v.kind]]
         if node in pinned:
             attrs.insert(0, f'pos="{pinned[node][0]:.3f},{pinned[node][1]:.3f}!"')
         if node in steps:
             attrs.append(f'xlabel=<<font color="#cc0000" point-size="10"><b>step {int(steps[node])}</b></font>>')
         add(f"{pid(node)} [{', '.join(attrs)}];")
-        if data.get("external"):
-            wname = f"{data['outputs'][0]}_weights"
+        if v.external:
+            wname = f"{v.outputs[0]}_weights"
             add(f'{pid("ext:" + node)} [label=<{_h(wname)}<br/><i>external</i>>, {_STYLE["external"]}];')
             add(f'{pid("ext:" + node)} -> {pid(node)} [style=dashed, color="#999999", arrowhead=empty];')
 
@@ -274,11 +274,11 @@ def _domain_boxes(diagram, prefix: str, indent: str) -> list[str]:
     members: dict[str, list[str]] = {"node": [], "edge": []}
     for name in diagram.inputs:
         members.setdefault(diagram.domain(name), []).append(f"in:{name}")
-    for node, data in diagram.vertices():
-        if data["kind"] not in ("gather", "scatter"):
+    for v in diagram.typed_vertices():
+        if v.kind not in ("gather", "scatter"):
             # External weights have one row per node or edge of the vertex's domain: inside its box.
-            members.setdefault(diagram.domain(data["outputs"][0]), []).extend(
-                [node] + (["ext:" + node] if data.get("external") else []))
+            members.setdefault(diagram.domain(v.outputs[0]), []).extend(
+                [v.node] + (["ext:" + v.node] if v.external else []))
     for name in diagram.outputs:
         members.setdefault(diagram.domain(name), []).append(f"out:{name}")
     lines = []

@@ -62,3 +62,32 @@ def test_debug_mode_runs_it_between_passes(monkeypatch):
         plan_diagram(d)
     monkeypatch.setenv("FUSIONLANG_DEBUG", "0")
     debug_verify([d], "check")               # off: no check, no error
+
+
+def test_typed_vertices_carry_what_the_stages_read():
+    from fusionlang.ir import weight_mode
+    from fusionlang.symmetry.paths import vertex_paths
+    seen = set()
+    for d in diagrams():
+        for (node, data), v in zip(d.vertices(), d.typed_vertices()):
+            assert (v.node, v.kind, v.index) == (node, data["kind"], data["index"])
+            assert v.inputs == tuple(data["inputs"]) and v.outputs == tuple(data["outputs"])
+            assert v.in_irreps == tuple(d.irreps(w) for w in data["inputs"]) and v.group is d.group
+            assert v.mode == weight_mode(data, d) and v.external == bool(data.get("external"))
+            if v.kind not in ("gather", "scatter"):
+                assert list(v.paths) == vertex_paths(d.group, v.kind, list(v.in_irreps), list(v.out_irreps))
+            assert d.vertex(node) is v and v.paths is v.paths       # made once, paths computed once
+            seen.add(v.mode)
+    assert {"uvw", "uvu", "none", "linear"} <= seen
+
+
+def test_weight_layout_is_the_planners():
+    from fusionlang.backend.plan import plan_diagram
+    for d in diagrams():
+        if d.is_closed or d.is_graph:
+            continue
+        plan = plan_diagram(d)
+        for vp in plan.vertices:
+            v = d.vertex(vp.node)
+            if not v.symmetric:
+                assert list(v.weight_shapes) == list(vp.weight_shapes) and v.weight_numel == vp.weight_numel

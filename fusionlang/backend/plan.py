@@ -30,7 +30,8 @@ from ..cost.contract_order import (BMM_FLOP_WEIGHT, COPY_WEIGHT, MULSUM_WEIGHT, 
                              order_for)
 from ..ir import Diagram, Wire, debug_verify, rebuild, weight_mode
 from ..symmetry.groups import Irreps
-from ..symmetry.paths import Path, vertex_paths
+from ..symmetry.paths import Path, path_weight_shape, vertex_paths
+from ..symmetry.paths import weight_numel as _numel
 from ..symmetry.symmetric import vertex_bases
 from ..symmetry.trees import coupling
 
@@ -270,23 +271,6 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------- weights and normalisation
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    """Weights of one path: an empty shape means none (not the 1 of an empty product)."""
-    return math.prod(shape) if shape else 0
-
-
-def path_weight_shape(mode: str, in_muls: list[int], out_mul: int) -> tuple[int, ...]:
-    if mode == "uvw":
-        return tuple(in_muls) + (out_mul,)
-    if mode == "uvu":
-        return tuple(in_muls)
-    if mode == "uuu":
-        return (in_muls[0],)
-    if mode == "linear":
-        return (in_muls[0], out_mul)
-    return ()
 
 
 def num_elements(mode: str, in_muls: list[int]) -> int:

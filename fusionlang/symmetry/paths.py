@@ -8,6 +8,7 @@ first input, of the second, ..., then the inner labels of an n-ary tree
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from ..diagnostics import FusionError
@@ -68,3 +69,22 @@ def vertex_paths(group: Group, kind: str, inputs: list[Irreps], outputs: list[Ir
     if kind == "split":
         return split_paths(group, inputs[0], outputs)
     return linear_paths(inputs[0], outputs[0])
+
+
+def path_weight_shape(mode: str, in_muls: list[int], out_mul: int) -> tuple[int, ...]:
+    """The weights of one path in weight mode `mode` (docs/conventions.md): one per channel combination
+    it mixes; () for none."""
+    if mode == "uvw":
+        return tuple(in_muls) + (out_mul,)
+    if mode == "uvu":
+        return tuple(in_muls)
+    if mode == "uuu":
+        return (in_muls[0],)
+    if mode == "linear":
+        return (in_muls[0], out_mul)
+    return ()
+
+
+def weight_numel(shape: tuple[int, ...]) -> int:
+    """Weights of one path: an empty shape means none (not the 1 of an empty product)."""
+    return math.prod(shape) if shape else 0
