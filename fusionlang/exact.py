@@ -12,7 +12,7 @@ c_path the normalisation 1/sqrt(number of paths into the output term).  Each coe
 
     <j1 m1 j2 m2 | j3 m3> = sqrt(pre(j1 j2 j3)) * sqrt(prod over its 3 ends (j+m)! (j-m)!) * T/P
 
-with pre independent of m and T/P Racah's alternating sum (coupling._racah_sum).  Every wire has
+with pre independent of m and T/P Racah's alternating sum (symmetry/racah.py).  Every wire has
 exactly two ends, so the square roots of factorials pair up into the integer (j+m)!(j-m)! and
 
     V = sqrt(prod pre / prod c^-2)  *  (sum over m of an integer product) / (prod of denominators).
@@ -30,7 +30,7 @@ from itertools import product
 
 from .diagnostics import FusionError
 from .ir import Diagram
-from .symmetry.coupling import _FACT, _racah_sum
+from .symmetry.racah import FACTORIALS, racah_sum
 
 
 class NotEvaluable(FusionError, ValueError):
@@ -160,7 +160,7 @@ def _one_assignment(diagram: Diagram, assignment) -> tuple[Fraction, Fraction]:
         keys, table = next(t for t in tensors if name in t[0])
         k = keys.index(name)
         for m in table:
-            table[m] *= _FACT[(tj + m[k]) // 2] * _FACT[(tj - m[k]) // 2]
+            table[m] *= FACTORIALS[(tj + m[k]) // 2] * FACTORIALS[(tj - m[k]) // 2]
     total = _contract(tensors)
     return radicand, Fraction(total, denominator)
 
@@ -179,7 +179,7 @@ def _coupling_table(a: int, b: int, c: int):
     key = (a, b, c)
     if key in _TABLES:
         return _TABLES[key]
-    f = _FACT
+    f = FACTORIALS
     n1 = (a + b - c) // 2
     pre = Fraction((c + 1) * f[(c + a - b) // 2] * f[(c - a + b) // 2] * f[n1], f[(a + b + c) // 2 + 1])
     sums = {}
@@ -188,7 +188,7 @@ def _coupling_table(a: int, b: int, c: int):
             mc = ma + mb
             if abs(mc) > c:
                 continue
-            T, P = _racah_sum(n1, (a - ma) // 2, (b + mb) // 2, (c - b + ma) // 2, (c - a - mb) // 2)
+            T, P = racah_sum(n1, (a - ma) // 2, (b + mb) // 2, (c - b + ma) // 2, (c - a - mb) // 2)
             if T:
                 sums[(ma, mb, mc)] = Fraction(T, P)
     d = 1
