@@ -335,8 +335,9 @@ def _ir_problems(diagram: Diagram, checked: bool) -> list[str]:
     for name, w in wires.items():
         if w.producer is not None and w.producer not in g:
             out.append(f"wire `{name}` names a producer `{w.producer}` that is not a node")
-        if checked and w.producer is None:
-            out.append(f"wire `{name}` is never produced")
+        # (The planner's rewrites may leave a wire that nothing reads any more: dead, not broken.)
+        if checked and w.producer is None and (w.readers or name in attrs["outputs"]):
+            out.append(f"wire `{name}` is read but never produced")
     if checked and not diagram.is_closed and not nx.is_directed_acyclic_graph(g):
         out.append("the dataflow of an open diagram has a cycle")
     if checked and diagram.is_graph:

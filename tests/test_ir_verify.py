@@ -40,7 +40,7 @@ def an_open_diagram():
     (lambda d: d.graph.remove_edge(*next(iter(d.graph.in_edges(d.vertices()[-1][0], keys=True)))), "has no edge"),
     (lambda d: d.vertices()[0][1].__setitem__("index", 7), "indices are not 0..n-1"),
     (lambda d: d.vertices()[0][1]["inputs"].append("nowhere"), "unknown wires ['nowhere']"),
-    (lambda d: setattr(d.wires[d.vertices()[0][1]["outputs"][0]], "producer", None), "never produced"),
+    (lambda d: setattr(d.wires[d.vertices()[0][1]["outputs"][0]], "producer", None), "read but never produced"),
     (lambda d: d.graph.graph.pop("group"), "`group` is missing"),
     (lambda d: d.graph.add_edge(d.vertices()[-1][0], d.vertices()[0][0], key="x@9", wire="x", dst_port=9),
      "ports it does not have"),
