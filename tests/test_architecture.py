@@ -189,3 +189,10 @@ def test_docstrings_point_to_files_in_the_repository():
     stale = [f"{path.relative_to(ROOT)}:{n}" for path in sorted(PACKAGE.rglob("*.py"))
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "LANGUAGE.md" in line]
     assert not stale, stale
+
+
+def test_the_cli_starts_without_torch():
+    """`fusionc check` and `fusionc fmt` need no torch: importing the CLI (every command) leaves it unloaded."""
+    code = "import sys, fusionlang.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
