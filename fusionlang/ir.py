@@ -268,80 +268,86 @@ def debug_verify(diagrams, stage: str, checked: bool = True) -> None:
 
 
 def _ir_problems(diagram: Diagram, checked: bool) -> list[str]:
-    g = diagram.graph
-    out: list[str] = []
-    attrs = g.graph
-    for key in ("name", "group", "inputs", "outputs", "wires", "span"):
-        if key not in attrs:
-            out.append(f"graph attribute `{key}` is missing")
-    if out:
-        return out
+    attrs = diagram.graph.graph
+    missing = [key for key in ("name", "group", "inputs", "outputs", "wires", "span") if key not in attrs]
+    if missing:
+        return [f"graph attribute `{key}` is missing" for key in missing]
+    out = _terminal_problems(diagram)
+    vertices = [(n, d) for n, d in diagram.graph.nodes(data=True) if d.get("kind") in OPERATIONS]
+    if sorted(d.get("index") for _, d in vertices) != list(range(len(vertices))):
+        out.append("vertex indices are not 0..n-1 in written order")
+    for node, data in vertices:
+        out += _vertex_problems(diagram, node, data, checked)
+    return out + _wire_problems(diagram, checked)
+
+
+def _terminal_problems(diagram: Diagram) -> list[str]:
+    """The group, the wire table, and a node per input and output."""
+    g, attrs, out = diagram.graph, diagram.graph.graph, []
     if attrs["group"] not in GROUPS:
         out.append(f"unknown group {attrs['group']!r}")
-    wires = attrs["wires"]
-    for name, w in wires.items():
+    for name, w in attrs["wires"].items():
         if not isinstance(w, Wire) or w.name != name:
             out.append(f"wire entry `{name}` is not a Wire of that name")
         elif not isinstance(w.irreps, Irreps):
             out.append(f"wire `{name}` has no Irreps")
-    for end, kind in (("inputs", "input"), ("outputs", "output")):
+    for end, kind, prefix in (("inputs", "input", "in"), ("outputs", "output", "out")):
         for name in attrs[end]:
-            node = f"in:{name}" if kind == "input" else f"out:{name}"
-            data = g.nodes.get(node)
-            if name not in wires:
+            data = g.nodes.get(f"{prefix}:{name}")
+            if name not in attrs["wires"]:
                 out.append(f"{kind} `{name}` is not a wire")
             if data is None or data.get("kind") != kind or data.get("wire") != name:
-                out.append(f"node `{node}` for {kind} `{name}` is missing or wrong")
-    vertices = [(n, d) for n, d in g.nodes(data=True) if d.get("kind") in OPERATIONS]
+                out.append(f"node `{prefix}:{name}` for {kind} `{name}` is missing or wrong")
     others = [n for n, d in g.nodes(data=True) if d.get("kind") not in OPERATIONS + ("input", "output")]
     if others:
         out.append(f"nodes of no known kind: {sorted(others)}")
-    if sorted(d.get("index") for _, d in vertices) != list(range(len(vertices))):
-        out.append("vertex indices are not 0..n-1 in written order")
-    for node, d in vertices:
-        for key in ("inputs", "outputs"):
-            if key not in d:
-                out.append(f"vertex `{node}` has no `{key}`")
-        if any(key not in d for key in ("inputs", "outputs")):
+    return out
+
+
+def _vertex_problems(diagram: Diagram, node: str, d: dict, checked: bool) -> list[str]:
+    """One vertex: its wires exist, it produces its outputs, one edge per argument from the producer."""
+    wires, out = diagram.wires, []
+    if any(key not in d for key in ("inputs", "outputs")):
+        return [f"vertex `{node}` has no `inputs` or no `outputs`"]
+    unknown = [w for w in d["inputs"] + d["outputs"] if w not in wires]
+    if unknown:
+        return [f"vertex `{node}` names unknown wires {unknown}"]
+    for w in d["outputs"]:
+        if wires[w].producer != node:
+            out.append(f"wire `{w}` is an output of `{node}` but its producer is {wires[w].producer!r}")
+    if d["kind"] in ("gather", "scatter") and d.get("endpoint") not in ENDPOINTS:
+        out.append(f"{d['kind']} `{node}` has no endpoint")
+    if d["kind"] == "fuse" and "weights" in d and weight_mode(d, diagram) not in WEIGHT_MODES:
+        out.append(f"vertex `{node}` has weight mode {weight_mode(d, diagram)!r}")
+    ports = {e.get("dst_port"): (u, key, e) for u, _, key, e in diagram.graph.in_edges(node, keys=True, data=True)}
+    for port, w in enumerate(d["inputs"]):
+        if port not in ports:
+            if checked or wires[w].producer is not None:
+                out.append(f"argument {port} (`{w}`) of `{node}` has no edge")
             continue
-        unknown = [w for w in d["inputs"] + d["outputs"] if w not in wires]
-        if unknown:
-            out.append(f"vertex `{node}` names unknown wires {unknown}")
-            continue
-        for w in d["outputs"]:
-            if wires[w].producer != node:
-                out.append(f"wire `{w}` is an output of `{node}` but its producer is {wires[w].producer!r}")
-        if d["kind"] in ("gather", "scatter") and d.get("endpoint") not in ENDPOINTS:
-            out.append(f"{d['kind']} `{node}` has no endpoint")
-        if d["kind"] == "fuse" and "weights" in d:
-            mode = weight_mode(d, diagram)
-            if mode not in WEIGHT_MODES:
-                out.append(f"vertex `{node}` has weight mode {mode!r}")
-        ports = {}
-        for u, _, key, e in g.in_edges(node, keys=True, data=True):
-            ports[e.get("dst_port")] = (u, key, e)
-        for port, w in enumerate(d["inputs"]):
-            if port not in ports:
-                if checked or wires[w].producer is not None:
-                    out.append(f"argument {port} (`{w}`) of `{node}` has no edge")
-                continue
-            u, key, e = ports.pop(port)
-            if e.get("wire") != w or key != f"{w}@{port}" or u != wires[w].producer:
-                out.append(f"the edge into argument {port} of `{node}` does not carry `{w}` from its producer")
-            elif e.get("irreps") != wires[w].irreps:
-                out.append(f"the edge of `{w}` into `{node}` has irreps {e.get('irreps')} instead of {wires[w].irreps}")
-        if ports:
-            out.append(f"`{node}` has edges into ports it does not have: {sorted(ports, key=str)}")
-    for name, w in wires.items():
+        u, key, e = ports.pop(port)
+        if e.get("wire") != w or key != f"{w}@{port}" or u != wires[w].producer:
+            out.append(f"the edge into argument {port} of `{node}` does not carry `{w}` from its producer")
+        elif e.get("irreps") != wires[w].irreps:
+            out.append(f"the edge of `{w}` into `{node}` has irreps {e.get('irreps')} instead of {wires[w].irreps}")
+    if ports:
+        out.append(f"`{node}` has edges into ports it does not have: {sorted(ports, key=str)}")
+    return out
+
+
+def _wire_problems(diagram: Diagram, checked: bool) -> list[str]:
+    """Producers exist; in a checked diagram what is read is produced, open dataflow is acyclic, domains set."""
+    g, out = diagram.graph, []
+    for name, w in diagram.wires.items():
         if w.producer is not None and w.producer not in g:
             out.append(f"wire `{name}` names a producer `{w.producer}` that is not a node")
         # (The planner's rewrites may leave a wire that nothing reads any more: dead, not broken.)
-        if checked and w.producer is None and (w.readers or name in attrs["outputs"]):
+        if checked and w.producer is None and (w.readers or name in diagram.outputs):
             out.append(f"wire `{name}` is read but never produced")
     if checked and not diagram.is_closed and not nx.is_directed_acyclic_graph(g):
         out.append("the dataflow of an open diagram has a cycle")
     if checked and diagram.is_graph:
-        missing = sorted(n for n, w in wires.items() if w.domain not in DOMAINS)
+        missing = sorted(n for n, w in diagram.wires.items() if w.domain not in DOMAINS)
         if missing:
             out.append(f"wires without a domain in a graph diagram: {missing}")
     return out
