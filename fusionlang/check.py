@@ -14,7 +14,7 @@ from .budget import (EDGES_PER_NODE, MAX_FUSE_INPUTS, PLAN_BATCH, UNITS_PER_LABE
 from .diagnostics import Diagnostic
 from .groups import MAX_TWO_J, Irreps
 from .ir import Diagram
-from .paths import MAX_PATHS, TooManyPaths, vertex_paths
+from .paths import MAX_PATHS, TooManyPaths, merged, separate_paths, vertex_paths
 
 # The checker enumerates a vertex's term combinations; this bounds that work before
 # any path is built (a wire has at most ir.MAX_TERMS terms).  See docs/limits.md.
@@ -25,7 +25,7 @@ def weight_mode(data: dict, diagram: Diagram) -> str:
     """The effective weight mode of a vertex (LANGUAGE.md section 4 defaults)."""
     if data["kind"] == "linear":
         return "linear"
-    if data["kind"] in ("split", "gather", "scatter"):
+    if data["kind"] in ("split", "gather", "scatter") or data.get("per_path"):
         return "none"
     if data["weights"]:
         return data["weights"]
@@ -125,6 +125,9 @@ class _Checker:
         if data["kind"] == "fuse" and not self.fuse_bounds(ins, outs[0], span):
             return
         try:
+            if data.get("per_path"):
+                self.per_path(data, ins, outs[0], span)
+                return
             paths = _paths(g, data["kind"], tuple(ins), tuple(outs))
         except TooManyPaths:
             self.error("F054", f"this vertex has more than {MAX_PATHS:,} paths, the limit for one vertex", span,
@@ -173,6 +176,22 @@ class _Checker:
             if len(self.diagnostics) == errors_before:
                 self.default_mode(data, ins, outs, paths)
                 self.budget(data, ins, outs, paths, span)
+
+    def per_path(self, data, ins, out: Irreps, span) -> None:
+        """`paths=separate`: the declared output must have the layout of the per-path blocks (F085)."""
+        paths, blocks = separate_paths(self.d.group, ins)
+        if merged(blocks) != merged(out):
+            def bare(irreps):
+                return " + ".join(str(t.irrep) if t.mul == 1 else str(t) for t in irreps)
+            want = bare(merged(blocks))
+            name = data["outputs"][0]
+            wire = self.d.wires[name]
+            self.error("F085", f"`{name}` is declared {bare(out)} (dim {out.dim}), but `paths=separate` gives "
+                       f"{len(paths)} path block{'s' * (len(paths) != 1)}: {want} (dim {blocks.dim})",
+                       span, f"declare `{wire.kind} {name} : {want}`")
+            self.diagnostics[-1].notes.append((f"`{name}` is declared here", wire.span))
+            return
+        self.budget(data, ins, [blocks], paths, span)
 
     # -- what a compile would allocate (budget.py) --------------------------------
 

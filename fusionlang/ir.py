@@ -12,7 +12,8 @@ nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
     "v<k>"                              kind "fuse" | "split" | "linear" | "gather" | "scatter", index (written
                                         order), inputs, outputs (wire names, in argument order), weights,
-                                        external, symmetric (and symmetric_span), span (the statement), call_span, options_span,
+                                        external, symmetric (and symmetric_span), per_path (and per_path_span; only
+                                        when `paths=separate`), span (the statement), call_span, options_span,
                                         arg_spans / target_spans (one Span per input / output name);
                                         gather / scatter also endpoint ("sender" | "receiver"), endpoint_span
 edges  producer -> reader, one per read (key "<wire>@<port>")
@@ -39,6 +40,7 @@ MAX_WIRE_DIM = 1 << 20          # components of one wire (mul x dim summed)
 MAX_TERMS = 4096                # terms in one irreps expression after expansion
 CONVENTIONS = {"O3": ("e3nn",), "SO3": ("e3nn",), "SU2": ("condon_shortley",)}
 WEIGHT_MODES = ("uvw", "uvu", "uuu", "none")
+PATH_MODES = ("merged", "separate")
 
 
 @dataclass
@@ -427,7 +429,7 @@ class _Lowering:
     def options(self, call, op) -> dict | None:
         seen: dict[str, object] = {}
         ok = True
-        symmetric_span = None
+        symmetric_span = per_path_span = None
         for opt in call.options:
             key = opt.key.name
             if key in seen:
@@ -468,20 +470,46 @@ class _Lowering:
                     ok = False
                 seen[key] = True
                 symmetric_span = opt.span
+            elif key == "paths":
+                # Per-path output (LANGUAGE.md, `paths=separate`): how a fuse's paths meet its output.
+                value = opt.value.name if opt.value else None
+                if value not in PATH_MODES:
+                    close = suggest(value or "", PATH_MODES)
+                    self.error("F042", f"`paths={value or ''}` is not a path mode", opt.span,
+                               f"did you mean `paths={close}`?" if close else
+                               "write paths=separate (a block per path) or paths=merged (the default)")
+                    ok = False
+                elif op != "fuse":
+                    self.error("F084", f"`paths={value}` applies to `fuse` only, not `{op}`", opt.span,
+                               "remove the option; only a fuse couples several paths into its output")
+                    ok = False
+                seen[key] = value
+                per_path_span = opt.span
             else:
-                close = suggest(key, ("weights", "external", "symmetric"))
+                close = suggest(key, ("weights", "external", "symmetric", "paths"))
                 self.error("F042", f"unknown option `{key}`", opt.key.span,
                            f"did you mean `{close}`?" if close else
-                           "the options are `weights=MODE`, `external` and `symmetric`")
+                           "the options are `weights=MODE`, `external`, `symmetric` and `paths=separate`")
                 ok = False
         if not ok:
             return None
+        if seen.get("paths") == "separate":
+            clash = next((f"`{k}`" for k in ("external", "symmetric") if seen.get(k)), None)
+            if seen.get("weights") not in (None, "none"):
+                clash = f"`weights={seen['weights']}`"
+            if clash:
+                self.error("F083", f"`paths=separate` gives every path its own output block without weights, "
+                           f"so it cannot be combined with {clash}", per_path_span,
+                           "write `[paths=separate]` alone (it implies `weights=none`), or drop it and keep "
+                           "the weights: weighted paths are summed into each output irrep")
+                return None
         if seen.get("external") and seen.get("weights") == "none":
             self.error("F043", "`external` weights with `weights=none`: there are no weights", call.span,
                        "choose a weight mode such as `weights=uvu`, or drop `external`")
             return None
         return {"weights": seen.get("weights"), "external": bool(seen.get("external")),
-                "symmetric": bool(seen.get("symmetric")), "symmetric_span": symmetric_span, "options_span": call.span}
+                "symmetric": bool(seen.get("symmetric")), "symmetric_span": symmetric_span, "options_span": call.span,
+                **({"per_path": True, "per_path_span": per_path_span} if seen.get("paths") == "separate" else {})}
 
 
 def _infer_domains(g: nx.MultiDiGraph) -> None:

@@ -129,6 +129,8 @@ def _vertex_label(data: dict, diagram) -> str:
     mode = weight_mode(data, diagram)
     if kind == "fuse":
         text = f"<b>fuse</b><br/>{_h(mode)}" + ("<br/><i>symmetric</i>" if data.get("symmetric") else "")
+        if data.get("per_path"):
+            text = "<b>fuse</b><br/><i>paths separate</i>"   # a block per path (per-path output)
     elif kind == "gather":
         text = f"<b>gather</b><br/>at {_h(data['endpoint'])}"
     elif kind == "scatter":
