@@ -178,17 +178,22 @@ class _Checker:
                 self.budget(data, ins, outs, paths, span)
 
     def per_path(self, data, ins, out: Irreps, span) -> None:
-        """`paths=separate`: the declared output must have the layout of the per-path blocks (F085)."""
-        paths, blocks = separate_paths(self.d.group, ins)
-        if merged(blocks) != merged(out):
+        """`paths=separate`: the declared output must have the layout of the blocks of the paths into
+        its irreps (F085); paths into other irreps are left out, as e3nn's filter_ir_out does."""
+        paths, blocks = separate_paths(self.d.group, ins, set(out.irreps))
+        if not paths or merged(blocks) != merged(out):
+            every = merged(separate_paths(self.d.group, ins)[1])
+
             def bare(irreps):
-                return " + ".join(str(t.irrep) if t.mul == 1 else str(t) for t in irreps)
-            want = bare(merged(blocks))
+                return " + ".join(str(t.irrep) if t.mul == 1 else str(t) for t in irreps) or "nothing"
+            want = bare(merged(blocks) if paths else every)
             name = data["outputs"][0]
             wire = self.d.wires[name]
-            self.error("F085", f"`{name}` is declared {bare(out)} (dim {out.dim}), but `paths=separate` gives "
-                       f"{len(paths)} path block{'s' * (len(paths) != 1)}: {want} (dim {blocks.dim})",
-                       span, f"declare `{wire.kind} {name} : {want}`")
+            found = (f"the paths of this `paths=separate` fuse into its irreps give {want} (dim {blocks.dim})"
+                     if paths else f"no path of this `paths=separate` fuse reaches its irreps; its paths give "
+                     f"{want} (dim {every.dim})")
+            self.error("F085", f"`{name}` is declared {bare(out)} (dim {out.dim}), but {found}", span, f"declare `{wire.kind} {name} : {want}`" +
+                       (f" (every path kept: `{bare(every)}`)" if paths and merged(blocks) != every else ""))
             self.diagnostics[-1].notes.append((f"`{name}` is declared here", wire.span))
             return
         self.budget(data, ins, [blocks], paths, span)

@@ -50,11 +50,12 @@ def fuse_paths(group: Group, inputs: list[Irreps], output: Irreps) -> list[Path]
     return paths
 
 
-def separate_paths(group: Group, inputs: list[Irreps]) -> tuple[list[Path], Irreps]:
-    """A `paths=separate` fuse (LANGUAGE.md, per-path output): every complete path gets its own output
-    block of (product of the input multiplicities) copies.  The blocks are those of e3nn's
-    FullTensorProduct: for each choice of input terms, each inner labelling and final irrep ascending,
-    then stably sorted by irrep.  Path k writes block k; returns (paths, blocks)."""
+def separate_paths(group: Group, inputs: list[Irreps], keep=None) -> tuple[list[Path], Irreps]:
+    """A `paths=separate` fuse (LANGUAGE.md, per-path output): every complete path into an irrep of
+    `keep` (None: any) gets its own output block of (product of the input multiplicities) copies.
+    The blocks are those of e3nn's FullTensorProduct with filter_ir_out=keep: for each choice of input
+    terms, each inner labelling and final irrep ascending, then stably sorted by irrep.  Path k writes
+    block k; returns (paths, blocks)."""
     found = []
     for choice in itertools.product(*[range(len(w)) for w in inputs]):
         irreps = [inputs[i][c].irrep for i, c in enumerate(choice)]
@@ -62,7 +63,8 @@ def separate_paths(group: Group, inputs: list[Irreps]) -> tuple[list[Path], Irre
         for i, c in enumerate(choice):
             mul *= inputs[i][c].mul
         found.extend((final, len(found) + n, choice, inner, mul)
-                     for n, (inner, final) in enumerate(sorted(left_deep_labels(group, irreps))))
+                     for n, (inner, final) in enumerate(sorted(left_deep_labels(group, irreps)))
+                     if keep is None or final in keep)
         if len(found) > MAX_PATHS:
             raise TooManyPaths(len(found))
     found.sort(key=lambda f: (f[0], f[1]))     # by irrep, stable in path order
@@ -96,7 +98,7 @@ def vertex_wiring(group: Group, data: dict, inputs: list[Irreps], outputs: list[
     """(paths, output irreps the paths index) of a vertex: a `paths=separate` fuse indexes its per-path
     blocks, which have the declared output's layout (check.py, F085); any other vertex its wires."""
     if data.get("per_path"):
-        paths, blocks = separate_paths(group, inputs)
+        paths, blocks = separate_paths(group, inputs, set(outputs[0].irreps))
         return paths, [blocks]
     return vertex_paths(group, data["kind"], inputs, outputs), outputs
 
