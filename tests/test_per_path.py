@@ -6,6 +6,7 @@ the declared output's irreps pick the paths kept (filter_ir_out) and must have t
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -297,3 +298,23 @@ def test_plan_and_render_show_separate_paths():
     from fusionlang.render import to_dot
     assert "paths separate</i><br/>6 blocks" in to_dot(program.analysis.diagram("SpinChainStates"))
     assert plan_diagram(program.analysis.diagram("SpinChainStates"), 8).n_paths == 6
+
+
+def test_language_section_examples_compile():
+    """The section of docs/language.md (and of LANGUAGE.md, once merged there) behaves as written."""
+    text = (ROOT / "docs" / "language.md").read_text()
+    section = text[text.index("## 11. Per-path output"):]
+    blocks = [b for b in re.findall(r"```\n(.*?)```", section, re.S)
+              if b.lstrip().startswith("group")]
+    assert len(blocks) == 3
+    for block in blocks:
+        analysis = analyze(block)
+        if "# error here" in block:
+            (error,) = [d for d in analysis.diagnostics if d.is_error]
+            marked = next(i for i, line in enumerate(block.split("\n"), 1) if "# error here" in line)
+            assert error.code == "F083" and error.span.line == marked
+            continue
+        assert analysis.ok and not analysis.diagnostics
+        program = compile_source(block, backend="torch")
+        (name,) = program.modules
+        assert program.plans[name].vertices[0].per_path
