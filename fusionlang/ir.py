@@ -426,6 +426,16 @@ class _Lowering:
                     arg_idents=args, arg_spans=[a.span for a in args],
                     target_spans=[t.span for t in targets], **options, **endpoint)
 
+    def option_value(self, opt, modes: tuple, what: str, fix: str) -> str | None:
+        """The VALUE of `key=VALUE` when it is one of `modes`; otherwise F042 (with a did-you-mean) and None."""
+        key, value = opt.key.name, opt.value.name if opt.value else None
+        if value in modes:
+            return value
+        close = suggest(value or "", modes)
+        self.error("F042", f"`{key}={value or ''}` is not a {what}", opt.span,
+                   f"did you mean `{key}={close}`?" if close else fix)
+        return None
+
     def options(self, call, op) -> dict | None:
         seen: dict[str, object] = {}
         ok = True
@@ -437,12 +447,8 @@ class _Lowering:
                 ok = False
                 continue
             if key == "weights":
-                value = opt.value.name if opt.value else None
-                if value not in WEIGHT_MODES:
-                    close = suggest(value or "", WEIGHT_MODES)
-                    self.error("F042", f"`weights={value or ''}` is not a weight mode", opt.span,
-                               f"did you mean `weights={close}`?" if close else
-                               "write weights=uvw, uvu, uuu or none")
+                value = self.option_value(opt, WEIGHT_MODES, "weight mode", "write weights=uvw, uvu, uuu or none")
+                if value is None:
                     ok = False
                 elif op != "fuse":
                     self.error("F043", f"`{op}` takes no `weights=` option", opt.span,
@@ -472,12 +478,9 @@ class _Lowering:
                 symmetric_span = opt.span
             elif key == "paths":
                 # Per-path output (LANGUAGE.md, `paths=separate`): how a fuse's paths meet its output.
-                value = opt.value.name if opt.value else None
-                if value not in PATH_MODES:
-                    close = suggest(value or "", PATH_MODES)
-                    self.error("F042", f"`paths={value or ''}` is not a path mode", opt.span,
-                               f"did you mean `paths={close}`?" if close else
-                               "write paths=separate (a block per path) or paths=merged (the default)")
+                value = self.option_value(opt, PATH_MODES, "path mode",
+                                          "write paths=separate (a block per path) or paths=merged (the default)")
+                if value is None:
                     ok = False
                 elif op != "fuse":
                     self.error("F084", f"`paths={value}` applies to `fuse` only, not `{op}`", opt.span,

@@ -23,19 +23,9 @@ from fusionlang.frontend import analyze
 from fusionlang.plan import plan_diagram
 from fusionlang.reference import evaluate
 from fusionlang.verify import equivariance_error
+from helpers_codegen import float64_default  # noqa: F401  (autouse: e3nn's constants in float64)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def float64_one_thread():
-    """float64 (e3nn builds its constants in the default dtype) for 1e-12; one thread on a shared machine."""
-    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(threads)
 
 
 def _module(source: str, name: str):
