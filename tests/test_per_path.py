@@ -196,6 +196,8 @@ def test_separate_differs_from_merged_and_merged_is_the_default():
     default = compile_source(_binary("O3", "1o", "1o", "0e + 1e + 2e").replace(" [paths=separate]", ""),
                              backend="torch").python
     assert merged == default
+    spelled = _binary("O3", "1o", "2x1o", "2x0e + 2x1e + 2x2e").replace("paths=separate", "weights=none, paths=separate")
+    assert compile_source(spelled, backend="torch").plans["P"].vertices[0].per_path    # the same as alone
     _, separate = _module(_binary("SU2", "1/2", "1/2 + 1/2", "0 + 0 + 1 + 1"), "P")
     _, summed = _module(_binary("SU2", "1/2", "1/2 + 1/2", "0 + 1").replace("paths=separate", "weights=none"), "P")
     x, y = torch.randn(3, 2, dtype=torch.complex128), torch.randn(3, 4, dtype=torch.complex128)
