@@ -192,7 +192,8 @@ class _Checker:
             found = (f"the paths of this `paths=separate` fuse into its irreps give {want} (dim {blocks.dim})"
                      if paths else f"no path of this `paths=separate` fuse reaches its irreps; its paths give "
                      f"{want} (dim {every.dim})")
-            self.error("F085", f"`{name}` is declared {bare(out)} (dim {out.dim}), but {found}", span, f"declare `{wire.kind} {name} : {want}`" +
+            self.error("F085", f"`{name}` is declared {bare(out)} (dim {out.dim}), but {found}", span,
+                       f"declare `{wire.kind} {name} : {want}`" +
                        (f" (every path kept: `{bare(every)}`)" if paths and merged(blocks) != every else ""))
             self.diagnostics[-1].notes.append((f"`{name}` is declared here", wire.span))
             return

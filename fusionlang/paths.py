@@ -8,6 +8,7 @@ first input, of the second, ..., then the inner labels of an n-ary tree
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from .groups import Group, Irrep, Irreps, MulIrrep
@@ -59,9 +60,7 @@ def separate_paths(group: Group, inputs: list[Irreps], keep=None) -> tuple[list[
     found = []
     for choice in itertools.product(*[range(len(w)) for w in inputs]):
         irreps = [inputs[i][c].irrep for i, c in enumerate(choice)]
-        mul = 1
-        for i, c in enumerate(choice):
-            mul *= inputs[i][c].mul
+        mul = math.prod(inputs[i][c].mul for i, c in enumerate(choice))
         found.extend((final, len(found) + n, choice, inner, mul)
                      for n, (inner, final) in enumerate(sorted(left_deep_labels(group, irreps)))
                      if keep is None or final in keep)

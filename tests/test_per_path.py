@@ -196,7 +196,7 @@ def test_separate_differs_from_merged_and_merged_is_the_default():
     default = compile_source(_binary("O3", "1o", "1o", "0e + 1e + 2e").replace(" [paths=separate]", ""),
                              backend="torch").python
     assert merged == default
-    spelled = _binary("O3", "1o", "2x1o", "2x0e + 2x1e + 2x2e").replace("paths=separate", "weights=none, paths=separate")
+    spelled = _binary("O3", "1o", "2x1o", "2x0e + 2x1e + 2x2e").replace("[paths", "[weights=none, paths")
     assert compile_source(spelled, backend="torch").plans["P"].vertices[0].per_path    # the same as alone
     _, separate = _module(_binary("SU2", "1/2", "1/2 + 1/2", "0 + 0 + 1 + 1"), "P")
     _, summed = _module(_binary("SU2", "1/2", "1/2 + 1/2", "0 + 1").replace("paths=separate", "weights=none"), "P")
