@@ -18,9 +18,9 @@ from e3nn import o3
 
 import fusionlang.nn as fnn
 from fusionlang.api import compile_file, compile_source
-from fusionlang.fmt import format_source
+from fusionlang.frontend.fmt import format_source
 from fusionlang.frontend import analyze
-from fusionlang.plan import plan_diagram
+from fusionlang.backend.plan import plan_diagram
 from fusionlang.reference import evaluate
 from fusionlang.verify import equivariance_error
 from helpers_codegen import float64_default  # noqa: F401  (autouse: e3nn's constants in float64)
