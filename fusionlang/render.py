@@ -41,6 +41,7 @@ from typing import Iterable, Mapping
 import networkx as nx
 
 from .files import write_atomic
+from .symmetry.paths import TooManyPaths, separate_paths
 from .ir import Diagram, weight_mode
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
@@ -146,7 +147,6 @@ def _vertex_label(data: dict, diagram) -> str:
 
 def _per_path_blocks(data: dict, diagram) -> str:
     """`6 blocks` for a `paths=separate` fuse (its paths into the declared irreps), or "" if unknown."""
-    from .symmetry.paths import TooManyPaths, separate_paths
     ins, out = [diagram.irreps(w) for w in data["inputs"]], diagram.irreps(data["outputs"][0])
     try:
         paths, _ = separate_paths(diagram.group, ins, set(out.irreps))

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import torch
 
+from ..api import compile_source
 from .irreps import Irrep, Irreps, MulIr
 
 __all__ = ["FullTensorProduct"]
@@ -28,7 +29,6 @@ def _fus_irreps(irreps: Irreps) -> str:
 @lru_cache(maxsize=64)
 def _compiled(in1: str, in2: str, out: str) -> type:
     """The module class of the per-path diagram (compiled once per irreps signature)."""
-    from ..api import compile_source
     source = (f"group O3\ndiagram FullTensorProduct {{\n    in x1 : {in1}\n    in x2 : {in2}\n"
               f"    out y : {out}\n    y = fuse(x1, x2) [paths=separate]\n}}\n")
     return compile_source(source, "<FullTensorProduct>", backend="torch").modules["FullTensorProduct"]
