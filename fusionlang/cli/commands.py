@@ -1,6 +1,7 @@
 """fusionc subcommands beyond check/fmt: compile, plan, verify, eval, render, build."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
