@@ -6,6 +6,8 @@ every loader sees the labels in one place and nothing recomputes them.
 """
 from __future__ import annotations
 
+import gzip
+import io
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,12 @@ def write_structures(path, structures, append: bool = False) -> None:
 
 
 def read_structures(path) -> list:
-    """Every structure of an extended XYZ file, labels in ``info["energy"]`` and ``arrays["forces"]``."""
+    """Every structure of an extended XYZ file (``.gz`` too), labels in ``info["energy"]``/``arrays["forces"]``."""
     from ase.io import read
-    return [labelled(atoms) for atoms in read(Path(path), index=":", format="extxyz")]
+    path = Path(path)
+    if path.suffix == ".gz":
+        # decompressed once: ase seeks back to each frame, which re-inflates a gzip stream from its start
+        source = io.StringIO(gzip.decompress(path.read_bytes()).decode())
+    else:
+        source = path
+    return [labelled(atoms) for atoms in read(source, index=":", format="extxyz")]
