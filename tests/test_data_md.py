@@ -20,8 +20,16 @@ def _needs_tblite():
     pytest.importorskip("tblite.ase", reason="tblite is in the science extra")
 
 
-def test_three_steps_of_water_give_labelled_splits(tmp_path):
-    directory = generate_md("H2O", tmp_path, TINY, progress=False, log=lambda *_: None)
+@pytest.fixture(scope="module")
+def tiny_water(tmp_path_factory):
+    """Three Langevin steps of water, each sampled: one frame per split."""
+    pytest.importorskip("tblite.ase", reason="tblite is in the science extra")
+    root = tmp_path_factory.mktemp("md")
+    return generate_md("H2O", root, TINY, progress=False, log=lambda *_: None)
+
+
+def test_three_steps_of_water_give_labelled_splits(tiny_water):
+    directory, tmp_path = tiny_water, tiny_water.parent
     provenance = json.loads((directory / "provenance.json").read_text())
     assert provenance["total_steps"] == 3 and provenance["split"] == {"train": 1, "valid": 1, "test": 1}
     assert provenance["method"] == "GFN2-xTB" and provenance["settings"]["temperature_K"] == 500.0
@@ -38,10 +46,9 @@ def test_three_steps_of_water_give_labelled_splits(tmp_path):
     assert len({round(a.info["energy"], 10) for a in frames}) == 3        # three different configurations
 
 
-def test_force_labels_are_minus_the_energy_gradient(tmp_path):
+def test_force_labels_are_minus_the_energy_gradient(tiny_water):
     from tblite.ase import TBLite
-    generate_md("H2O", tmp_path, TINY, progress=False, log=lambda *_: None)
-    atoms = load_split("H2O", "test", root=tmp_path)[0]
+    atoms = load_split("H2O", "test", root=tiny_water.parent)[0]
     label = atoms.arrays["forces"].copy()
     probe = atoms.copy()
     probe.calc = TBLite(method="GFN2-xTB", verbosity=0)
@@ -55,8 +62,8 @@ def test_force_labels_are_minus_the_energy_gradient(tmp_path):
         assert -(energies[0] - energies[1]) / (2 * step) == pytest.approx(label[atom, axis], abs=2e-4)
 
 
-def test_rerun_is_up_to_date_and_other_settings_are_refused(tmp_path):
-    generate_md("H2O", tmp_path, TINY, progress=False, log=lambda *_: None)
+def test_rerun_is_up_to_date_and_other_settings_are_refused(tiny_water):
+    tmp_path = tiny_water.parent
     messages = []
     generate_md("H2O", tmp_path, TINY, progress=False, log=messages.append)
     assert "up to date" in messages[0]
