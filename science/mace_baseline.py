@@ -8,7 +8,10 @@ torch, mace), never fusionlang:
 
 Settings come from the study's training config for the MACE-like model on that molecule (the first
 science/configs/*.toml whose [model] name is "mace" and whose [data] dataset is the molecule), else from the
-defaults below, which mirror fusionlang.train's; command-line options override both.  The result, with
+defaults below, which mirror fusionlang.train's; command-line options override both.  The study stops
+training by wall clock ([train] max_minutes), which mace-torch cannot do: it trains for as many epochs as
+our MACE-like model of the same seed completed (its science/results/<molecule>/mace/seed<k>/metrics.json),
+else for FALLBACK_EPOCHS when the config sets a time budget, else for [train] max_epochs.  The result, with
 every setting used, goes to science/results/mace-torch/<molecule>.json: test energy MAE (meV per molecule
 and per atom), force MAE (meV/A per component), parameter count, training time.
 """
@@ -20,6 +23,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -40,8 +44,25 @@ DEFAULTS = {
     "train": {"seed": 0, "dtype": "float64", "batch_size": 8, "eval_batch_size": 32, "max_epochs": 100,
               "optimizer": "amsgrad", "lr": 0.01, "weight_decay": 0.0, "energy_weight": 1.0,
               "forces_weight": 100.0, "plateau_factor": 0.8, "plateau_patience": 5, "ema_decay": 0.99,
-              "early_stopping_patience": 0, "grad_clip": 10.0, "threads": 0},
+              "early_stopping_patience": 0, "grad_clip": 10.0, "threads": 0, "max_minutes": 0.0},
 }
+
+
+FALLBACK_EPOCHS = 20
+
+
+def epochs_to_train(molecule: str, settings: dict, explicit: int | None) -> tuple[int, str]:
+    """The number of epochs and where it came from."""
+    if explicit is not None:
+        return explicit, "--epochs"
+    ours = REPO / "science" / "results" / molecule / "mace" / f"seed{settings['train']['seed']}" / "metrics.json"
+    if ours.is_file():
+        epochs = json.loads(ours.read_text()).get("epochs")
+        if epochs:
+            return max(1, int(epochs)), f"epochs of our MACE-like run ({ours.relative_to(REPO)})"
+    if settings["train"].get("max_minutes"):
+        return FALLBACK_EPOCHS, "FALLBACK_EPOCHS (the config has a time budget and our run has no metrics yet)"
+    return int(settings["train"]["max_epochs"]), "[train] max_epochs"
 
 
 def find_config(molecule: str) -> Path | None:
@@ -206,10 +227,10 @@ def main(argv=None) -> int:
     config = args.config or find_config(args.molecule)
     if config is not None and not config.is_file():
         raise SystemExit(f"error: no config file {config}")
-    settings = settings_for(args.molecule, config, {
-        ("train", "max_epochs"): args.epochs, ("data", "train_size"): args.train_size,
+    settings = settings_for(args.molecule, config, {("data", "train_size"): args.train_size,
         ("data", "valid_size"): args.valid_size, ("data", "test_size"): args.test_size,
         ("train", "seed"): args.seed, ("train", "threads"): args.threads, ("train", "batch_size"): args.batch_size})
+    settings["train"]["max_epochs"], epochs_from = epochs_to_train(args.molecule, settings, args.epochs)
     threads = settings["train"]["threads"]
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -233,7 +254,12 @@ def main(argv=None) -> int:
     write_for_mace(work / "valid.xyz", splits["valid"])
     e0s = least_squares_e0s(splits["train"])
     command = train_command(settings, work, e0s, name)
-    (work / "command.txt").write_text(" ".join(command) + "\n")
+    recorded = work / "command.txt"
+    if recorded.is_file() and recorded.read_text() != " ".join(command) + "\n":
+        # other settings: mace's --restart_latest must not pick up that run's checkpoints
+        for leftover in ("checkpoints", "logs", "results"):
+            shutil.rmtree(work / leftover, ignore_errors=True)
+    recorded.write_text(" ".join(command) + "\n")
     print(f"mace-torch on {args.molecule}: {len(splits['train'])} train, {len(splits['valid'])} valid, "
           f"{len(splits['test'])} test; config {config or '(defaults)'}; log in {work / 'logs'}", flush=True)
     started = time.perf_counter()
@@ -252,6 +278,7 @@ def main(argv=None) -> int:
         "sizes": {split: len(structures) for split, structures in splits.items()},
         "config": str(config.relative_to(REPO)) if config and config.is_relative_to(REPO) else
         (str(config) if config else None),
+        "epochs": settings["train"]["max_epochs"], "epochs_from": epochs_from,
         "settings": settings, "e0s_eV": {str(z): e for z, e in e0s.items()},
         "train_command": command[3:],
         "versions": versions(), "threads": threads or None,
