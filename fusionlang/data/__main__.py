@@ -3,6 +3,7 @@
     python -m fusionlang.data md --molecule ethanol --out data/md     # GFN2-xTB Langevin MD, resumable
     python -m fusionlang.data md --molecule all                       # ethanol, malonaldehyde, aspirin
     python -m fusionlang.data qm9 --out data/qm9                      # the QM9 subset
+    python -m fusionlang.data cost                                    # CPU time per MD step of each molecule
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     md.add_argument("--max-new-samples", type=int, default=None,
                     help="stop after this many new samples; a rerun continues")
     md.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    cost = commands.add_parser("cost", help="measure the cost of one MD step per molecule (sizes the datasets)")
+    cost.add_argument("--molecule", default="all", help="as for md (default: all)")
+    cost.add_argument("--steps", type=int, default=200)
 
     qm9 = commands.add_parser("qm9", help="a fixed seeded subset of QM9 (from the qm9pack package)")
     qm9.add_argument("--out", default="data/qm9", help="output directory (default data/qm9)")
@@ -74,6 +79,18 @@ def main(argv=None) -> int:
                 settings = default_settings(molecule, **overrides)
                 generate_md(molecule, args.out, settings, checkpoint_every=args.checkpoint_every,
                             max_new_samples=args.max_new_samples, progress=not args.no_progress)
+        elif args.command == "cost":
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+            from .md import default_settings, measure_step_cost
+            from .molecules import MOLECULES
+            if args.steps < 1:
+                raise ValueError(f"--steps must be >= 1, got {args.steps}")
+            for molecule in MOLECULES if args.molecule == "all" else [args.molecule]:
+                cost = measure_step_cost(molecule, args.steps)
+                total = default_settings(molecule).total_steps
+                print(f"{molecule:14s} {cost['atoms']:3d} atoms  {cost['cpu_ms_per_step']:7.2f} ms CPU "
+                      f"({cost['wall_ms_per_step']:7.2f} ms wall) per step; the default dataset's {total} steps: "
+                      f"{total * cost['cpu_ms_per_step'] / 60000:.1f} CPU minutes", flush=True)
         else:
             from .qm9 import write_qm9_subset
             write_qm9_subset(args.out, train=args.train, valid=args.valid, test=args.test, seed=args.seed)

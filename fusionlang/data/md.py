@@ -24,7 +24,8 @@ from .molecules import build_molecule, relax
 from .splits import split_indices, write_split_files
 from .xyz import labelled, read_structures, write_structures
 
-__all__ = ["MDSettings", "MOLECULE_DEFAULTS", "default_settings", "generate_md", "package_versions"]
+__all__ = ["MDSettings", "MOLECULE_DEFAULTS", "default_settings", "generate_md", "measure_step_cost",
+           "package_versions"]
 
 
 @dataclass(frozen=True)
@@ -246,3 +247,29 @@ def generate_md(molecule: str, out="data/md", settings: MDSettings = MDSettings(
         f"in {total_wall:.0f} s of generation")
     return directory
 
+
+
+def measure_step_cost(molecule: str, steps: int = 200, settings: MDSettings = MDSettings()) -> dict:
+    """Seconds per Langevin step of ``molecule`` (wall and this process's CPU), after 20 warm-up steps.
+
+    What sizes the datasets: generation time = total steps x cost per step (CPU time is what the
+    machine's load does not change).
+    """
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md import velocitydistribution
+    atoms = build_molecule(molecule)
+    calculator = _calculator(settings)
+    relax(atoms, calculator, fmax=settings.relax_fmax)
+    rng = np.random.default_rng(settings.seed)
+    velocitydistribution.MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=rng)
+    atoms.set_constraint(FixCom())
+    dynamics = Langevin(atoms, settings.timestep_fs * units.fs, temperature_K=settings.temperature_K,
+                        friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
+    dynamics.run(20)
+    wall, cpu = time.perf_counter(), time.process_time()
+    dynamics.run(steps)
+    return {"molecule": molecule, "atoms": len(atoms), "steps": steps,
+            "wall_ms_per_step": 1000 * (time.perf_counter() - wall) / steps,
+            "cpu_ms_per_step": 1000 * (time.process_time() - cpu) / steps}
