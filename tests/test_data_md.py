@@ -98,3 +98,12 @@ def test_molecule_defaults_and_cli_input_checks(capsys):
     assert "--stride and --checkpoint-every must be >= 1" in capsys.readouterr().err
     assert main(["md", "--molecule", "unobtainium"]) == 2
     assert "unknown molecule 'unobtainium'" in capsys.readouterr().err
+
+
+def test_step_cost_is_measured(capsys):
+    from fusionlang.data.md import measure_step_cost
+    cost = measure_step_cost("H2O", steps=3)
+    assert cost["atoms"] == 3 and cost["steps"] == 3
+    assert cost["cpu_ms_per_step"] > 0 and cost["wall_ms_per_step"] > 0
+    assert main(["cost", "--molecule", "H2O", "--steps", "2"]) == 0
+    assert "H2O" in capsys.readouterr().out

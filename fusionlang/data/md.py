@@ -83,6 +83,27 @@ def _calculator(settings: MDSettings):
     return TBLite(method=settings.method, verbosity=0)
 
 
+def _thermalize(atoms, settings: MDSettings, rng) -> None:
+    """Maxwell-Boltzmann momenta at the temperature, without centre-of-mass motion or rotation."""
+    from ase.md import velocitydistribution
+    # thermalize_momenta is MaxwellBoltzmannDistribution's name from ase 3.29 on
+    thermalize = getattr(velocitydistribution, "thermalize_momenta",
+                         velocitydistribution.MaxwellBoltzmannDistribution)
+    thermalize(atoms, temperature_K=settings.temperature_K, rng=rng)
+    velocitydistribution.Stationary(atoms)
+    velocitydistribution.ZeroRotation(atoms)
+
+
+def _langevin(atoms, settings: MDSettings, rng):
+    """Langevin dynamics of ``atoms`` with a fixed centre of mass (ase's recommended form of fixcm)."""
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    atoms.set_constraint(FixCom())
+    return Langevin(atoms, settings.timestep_fs * units.fs, temperature_K=settings.temperature_K,
+                    friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
+
+
 def _save_state(path: Path, atoms, rng, steps_done: int, samples_done: int, wall_seconds: float,
                 settings: MDSettings, relax_steps: int) -> None:
     """Write the dynamics state atomically (a crash leaves the previous state intact)."""
@@ -110,11 +131,6 @@ def generate_md(molecule: str, out="data/md", settings: MDSettings = MDSettings(
     Returns the dataset directory once every split is written, or None when
     ``max_new_samples`` stopped the run early (a rerun continues it).
     """
-    from ase import units
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md import velocitydistribution
-
     build_molecule(molecule)                       # an unknown name fails here, before anything is written
     directory = Path(out) / molecule
     work = directory / "work"
@@ -151,22 +167,15 @@ def generate_md(molecule: str, out="data/md", settings: MDSettings = MDSettings(
         started = time.perf_counter()
         atoms = build_molecule(molecule)
         relax_steps = relax(atoms, calculator, fmax=settings.relax_fmax)
-        # thermalize_momenta is MaxwellBoltzmannDistribution's name from ase 3.29 on
-        thermalize = getattr(velocitydistribution, "thermalize_momenta",
-                             velocitydistribution.MaxwellBoltzmannDistribution)
-        thermalize(atoms, temperature_K=settings.temperature_K, rng=rng)
-        velocitydistribution.Stationary(atoms)
-        velocitydistribution.ZeroRotation(atoms)
+        _thermalize(atoms, settings, rng)
         steps_done = samples_done = 0
         wall_seconds = time.perf_counter() - started
         samples_path.unlink(missing_ok=True)
         _save_state(state_path, atoms, rng, 0, 0, wall_seconds, settings, relax_steps)
         log(f"{molecule}: relaxed the starting geometry with {settings.method} in {relax_steps} BFGS steps")
 
-    atoms.set_constraint(FixCom())
     atoms.calc = calculator
-    dynamics = Langevin(atoms, settings.timestep_fs * units.fs, temperature_K=settings.temperature_K,
-                        friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
+    dynamics = _langevin(atoms, settings, rng)
     bar = _progress(settings.total_steps, steps_done, molecule, progress)
     session_start, new_samples, pending = time.perf_counter(), 0, []
 
@@ -255,18 +264,11 @@ def measure_step_cost(molecule: str, steps: int = 200, settings: MDSettings = MD
     What sizes the datasets: generation time = total steps x cost per step (CPU time is what the
     machine's load does not change).
     """
-    from ase import units
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md import velocitydistribution
     atoms = build_molecule(molecule)
-    calculator = _calculator(settings)
-    relax(atoms, calculator, fmax=settings.relax_fmax)
+    relax(atoms, _calculator(settings), fmax=settings.relax_fmax)
     rng = np.random.default_rng(settings.seed)
-    velocitydistribution.MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=rng)
-    atoms.set_constraint(FixCom())
-    dynamics = Langevin(atoms, settings.timestep_fs * units.fs, temperature_K=settings.temperature_K,
-                        friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
+    _thermalize(atoms, settings, rng)
+    dynamics = _langevin(atoms, settings, rng)
     dynamics.run(20)
     wall, cpu = time.perf_counter(), time.process_time()
     dynamics.run(steps)
