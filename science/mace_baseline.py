@@ -66,19 +66,30 @@ def epochs_to_train(molecule: str, settings: dict, explicit: int | None) -> tupl
 
 
 def find_config(molecule: str) -> Path | None:
-    for path in sorted((REPO / "science" / "configs").glob("*.toml")):
+    """The study's seed-0 config of the MACE-like model on ``molecule``, else the study file itself."""
+    configs = REPO / "science" / "configs"
+    for path in sorted(configs.glob("*.toml")):
         config = tomllib.loads(path.read_text())
         if config.get("model", {}).get("name") == "mace" and config.get("data", {}).get("dataset") == molecule:
             return path
-    return None
+    study = configs / "study.toml"
+    return study if study.is_file() else None
 
 
 def settings_for(molecule: str, config_path: Path | None, overrides: dict) -> dict:
     settings = {section: dict(values) for section, values in DEFAULTS.items()}
     if config_path is not None:
         config = tomllib.loads(config_path.read_text())
+        # a study file (science/configs/study.toml) holds [data]/[train] for every run, [dataset.<name>]
+        # the molecule's own, and [model.mace] the sizes; science/run.py gives each run a time budget
+        per_dataset = config.get("dataset", {}).get(molecule, {}) if "study" in config else {}
+        model_table = config.get("model", {})
+        if "study" in config:
+            model_table = model_table.get("mace", {})
+            settings["train"]["max_minutes"] = "the per-run share of [study] total_minutes"
         for section in settings:
-            for key, value in config.get(section, {}).items():
+            table = model_table if section == "model" else {**config.get(section, {}), **per_dataset.get(section, {})}
+            for key, value in table.items():
                 if key in settings[section]:
                     settings[section][key] = value
     for (section, key), value in overrides.items():
