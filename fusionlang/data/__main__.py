@@ -11,9 +11,12 @@ import argparse
 import os
 import sys
 
+from .md import MDSettings, default_settings, generate_md, measure_step_cost
+from .molecules import MOLECULES
+from .qm9 import write_qm9_subset
+
 
 def _parser() -> argparse.ArgumentParser:
-    from .md import MDSettings
     defaults = MDSettings()
     parser = argparse.ArgumentParser(prog="python -m fusionlang.data", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,8 +61,6 @@ def main(argv=None) -> int:
         if args.command == "md":
             # one OpenMP thread: tblite's threads only fight each other (and everyone else) on a small machine
             os.environ.setdefault("OMP_NUM_THREADS", "1")
-            from .md import default_settings, generate_md
-            from .molecules import MOLECULES
             given = {"temperature_K": args.temperature, "timestep_fs": args.timestep, "friction_per_fs": args.friction,
                      "equilibration_steps": args.equilibration_steps, "stride": args.stride, "train": args.train,
                      "valid": args.valid, "test": args.test, "seed": args.seed}
@@ -81,8 +82,6 @@ def main(argv=None) -> int:
                             max_new_samples=args.max_new_samples, progress=not args.no_progress)
         elif args.command == "cost":
             os.environ.setdefault("OMP_NUM_THREADS", "1")
-            from .md import default_settings, measure_step_cost
-            from .molecules import MOLECULES
             if args.steps < 1:
                 raise ValueError(f"--steps must be >= 1, got {args.steps}")
             for molecule in MOLECULES if args.molecule == "all" else [args.molecule]:
@@ -92,7 +91,6 @@ def main(argv=None) -> int:
                       f"({cost['wall_ms_per_step']:7.2f} ms wall) per step; the default dataset's {total} steps: "
                       f"{total * cost['cpu_ms_per_step'] / 60000:.1f} CPU minutes", flush=True)
         else:
-            from .qm9 import write_qm9_subset
             write_qm9_subset(args.out, train=args.train, valid=args.valid, test=args.test, seed=args.seed)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

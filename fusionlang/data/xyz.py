@@ -12,9 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch import reference_energy, reference_forces
+__all__ = ["read_structures", "write_structures", "labelled", "reference_energy", "reference_forces"]
 
-__all__ = ["read_structures", "write_structures", "labelled"]
+
+def reference_energy(atoms) -> float | None:
+    """The stored energy (eV): ``atoms.info["energy"]``, else a single-point calculator's result, else None."""
+    if "energy" in atoms.info:
+        return float(atoms.info["energy"])
+    results = getattr(atoms.calc, "results", None) or {}
+    return float(results["energy"]) if "energy" in results else None
+
+
+def reference_forces(atoms) -> np.ndarray | None:
+    """The stored forces (eV/Angstrom, ``[n, 3]``): ``atoms.arrays["forces"]``, else a calculator's, else None."""
+    if "forces" in atoms.arrays:
+        return np.asarray(atoms.arrays["forces"], dtype=np.float64)
+    results = getattr(atoms.calc, "results", None) or {}
+    return np.asarray(results["forces"], dtype=np.float64) if "forces" in results else None
 
 
 def labelled(atoms, energy=None, forces=None):
