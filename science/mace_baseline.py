@@ -266,7 +266,12 @@ def main(argv=None) -> int:
     e0s = least_squares_e0s(splits["train"])
     command = train_command(settings, work, e0s, name)
     recorded = work / "command.txt"
-    if recorded.is_file() and recorded.read_text() != " ".join(command) + "\n":
+
+    def without_epochs(text):
+        # a run cut to fewer epochs may continue from a longer run's checkpoints: the schedule does not
+        # depend on the epoch count (a finished run's last checkpoint is then only evaluated)
+        return [a for a in text.split() if not a.startswith(("--max_num_epochs=", "--patience="))]
+    if recorded.is_file() and without_epochs(recorded.read_text()) != without_epochs(" ".join(command)):
         # other settings: mace's --restart_latest must not pick up that run's checkpoints
         for leftover in ("checkpoints", "logs", "results"):
             shutil.rmtree(work / leftover, ignore_errors=True)
