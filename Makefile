@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean
+.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean data science-mace
 
 install:
 	$(PIP) "$(TORCH_SPEC)"
@@ -45,6 +45,25 @@ bench: install
 	$(PYTHON) benchmarks/bench_compile.py
 	$(PYTHON) benchmarks/bench_coupling.py
 	$(PYTHON) benchmarks/bench_check.py
+
+# The science study's datasets (docs/science.md, "Data"): GFN2-xTB MD of ethanol, aspirin and malonaldehyde
+# and the QM9 subset; resumable (a rerun continues), and a no-op when data/ is up to date.  About 45 minutes.
+data: install
+	$(PIP) -e ".[models,science]"
+	OMP_NUM_THREADS=1 $(PYTHON) -m fusionlang.data md --molecule all --out data/md
+	$(PYTHON) -m fusionlang.data qm9 --out data/qm9
+
+# mace-torch, the reference for the MACE-like model, in its own environment (it pins e3nn 0.4.4):
+# MACE_VENV is created if absent (the pinned torch first, then mace-torch), then trained on MACE_MOLECULES.
+MACE_VENV ?= .venv-mace
+MACE_MOLECULES ?= ethanol
+science-mace:
+	test -x $(MACE_VENV)/bin/python || $(PYTHON) -m venv $(MACE_VENV)
+	$(MACE_VENV)/bin/python -m pip show -q mace-torch >/dev/null 2>&1 || { \
+	  $(MACE_VENV)/bin/python -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)" && \
+	  $(MACE_VENV)/bin/python -m pip install --disable-pip-version-check -q mace-torch "$(TORCH_SPEC)"; }
+	for molecule in $(MACE_MOLECULES); do \
+	  $(MACE_VENV)/bin/python science/mace_baseline.py --molecule $$molecule || exit 1; done
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info .pytest_cache .hypothesis

@@ -61,6 +61,10 @@ def _value(diagram: Diagram) -> dict[int, Fraction]:
     for v in vertices:
         if v.mode != "none":
             raise NotEvaluable(f"diagram `{diagram.name}` has weights, so its value is not fixed")
+        if v.per_path:
+            # Its output terms are per-path blocks, not the wire's declared terms that the reader sees.
+            raise NotEvaluable(f"diagram `{diagram.name}`: exact evaluation of a `paths=separate` fuse is not "
+                               "supported; write the paths as separate wires and fuses")
         totals: dict[int, int] = {}
         if v.kind == "fuse":
             for p in v.paths:

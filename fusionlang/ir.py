@@ -12,7 +12,8 @@ nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
     "v<k>"                              kind "fuse" | "split" | "linear" | "gather" | "scatter", index (written
                                         order), inputs, outputs (wire names, in argument order), weights,
-                                        external, symmetric (and symmetric_span), span (the statement), call_span, options_span,
+                                        external, symmetric (and symmetric_span), per_path (and per_path_span; only
+                                        when `paths=separate`), span (the statement), call_span, options_span,
                                         arg_spans / target_spans (one Span per input / output name);
                                         gather / scatter also endpoint ("sender" | "receiver"), endpoint_span
 edges  producer -> reader, one per read (key "<wire>@<port>")
@@ -32,7 +33,7 @@ import networkx as nx
 
 from .diagnostics import InternalError, Span
 from .symmetry.groups import GROUPS, Group, Irreps
-from .symmetry.paths import Path, path_weight_shape, vertex_paths, weight_numel
+from .symmetry.paths import Path, path_weight_shape, vertex_wiring, weight_numel
 
 OPERATIONS = ("fuse", "split", "linear", "gather", "scatter")
 DOMAINS = ("node", "edge")               # `per node` / `per edge` (graph diagrams, docs/language.md section 9)
@@ -143,7 +144,7 @@ def weight_mode(data: dict, diagram: Diagram) -> str:
     """The effective weight mode of a vertex (docs/language.md section 4 defaults)."""
     if data["kind"] == "linear":
         return "linear"
-    if data["kind"] in ("split", "gather", "scatter"):
+    if data["kind"] in ("split", "gather", "scatter") or data.get("per_path"):
         return "none"
     if data["weights"]:
         return data["weights"]
@@ -171,6 +172,7 @@ class Vertex:
     mode: str                         # "uvw" | "uvu" | "uuu" | "none" | "linear"
     external: bool
     symmetric: bool
+    per_path: bool                    # `paths=separate`: each path its own block of the output
     endpoint: str | None              # gather / scatter: "sender" | "receiver"
     span: Span | None
     call_span: Span | None
@@ -183,20 +185,32 @@ class Vertex:
                    in_irreps=tuple(diagram.irreps(w) for w in data["inputs"]),
                    out_irreps=tuple(diagram.irreps(w) for w in data["outputs"]),
                    mode=weight_mode(data, diagram), external=bool(data.get("external")),
-                   symmetric=bool(data.get("symmetric")), endpoint=data.get("endpoint"),
+                   symmetric=bool(data.get("symmetric")), per_path=bool(data.get("per_path")),
+                   endpoint=data.get("endpoint"),
                    span=data.get("span"), call_span=data.get("call_span"))
 
     @cached_property
+    def _wiring(self) -> tuple[tuple[Path, ...], tuple[Irreps, ...]]:
+        if self.kind in ("gather", "scatter"):
+            return (), self.out_irreps
+        paths, outs = vertex_wiring(self.group, {"kind": self.kind, "per_path": self.per_path},
+                                    list(self.in_irreps), list(self.out_irreps))
+        return tuple(paths), tuple(outs)
+
+    @property
     def paths(self) -> tuple[Path, ...]:
         """Every admissible path (symmetry/paths.py); none for gather and scatter."""
-        if self.kind in ("gather", "scatter"):
-            return ()
-        return tuple(vertex_paths(self.group, self.kind, list(self.in_irreps), list(self.out_irreps)))
+        return self._wiring[0]
+
+    @property
+    def path_out_irreps(self) -> tuple[Irreps, ...]:
+        """The output irreps the paths index: the wires', or for `paths=separate` the per-path blocks."""
+        return self._wiring[1]
 
     @cached_property
     def weight_shapes(self) -> tuple[tuple[int, ...], ...]:
         """The shape of each path's weights, in the flat (e3nn) order; () for a path without weights."""
-        ins, out = self.in_irreps, self.out_irreps[0] if self.out_irreps else None
+        ins, out = self.in_irreps, self.path_out_irreps[0] if self.path_out_irreps else None
         return tuple(path_weight_shape(self.mode, [ins[r][t].mul for r, t in enumerate(p.ins)],
                                        out[p.outs[0]].mul if out is not None else 0) for p in self.paths)
 

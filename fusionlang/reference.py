@@ -90,7 +90,7 @@ def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False
     kind, mode = v.kind, v.mode
     if v.symmetric and weights is not None:
         weights = unreduced_weights(diagram, node, weights)
-    ins, outs, paths = list(v.in_irreps), list(v.out_irreps), v.paths
+    ins, outs, paths = list(v.in_irreps), list(v.path_out_irreps), v.paths
     batched = weights is not None and np.ndim(weights) == 2
     lead = (np.shape(weights)[0],) if batched else ()
     dims = [w.dim for w in ins] + [w.dim for w in outs]

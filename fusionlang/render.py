@@ -43,6 +43,7 @@ import networkx as nx
 from .diagnostics import FusionError
 from .files import write_atomic
 from .ir import Diagram, Vertex
+from .symmetry.paths import TooManyPaths, separate_paths
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 FORMATS = IMAGE_FORMATS + ("dot",)
@@ -127,10 +128,12 @@ def _wire_label(name: str, irreps) -> str:
     return "<" + "<br/>".join([first] + [_h(line) for line in rest]) + ">"
 
 
-def _vertex_label(v: Vertex) -> str:
+def _vertex_label(v: Vertex, diagram) -> str:
     kind = v.kind
     if kind == "fuse":
         text = f"<b>fuse</b><br/>{_h(v.mode)}" + ("<br/><i>symmetric</i>" if v.symmetric else "")
+        if v.per_path:   # every path its own output block: say how many
+            text = f"<b>fuse</b><br/><i>paths separate</i><br/>{_per_path_blocks(diagram.graph.nodes[v.node], diagram)}"
     elif kind == "gather":
         text = f"<b>gather</b><br/>at {_h(v.endpoint)}"
     elif kind == "scatter":
@@ -140,6 +143,16 @@ def _vertex_label(v: Vertex) -> str:
     else:
         text = "<b>linear</b>"
     return "<" + text + ">"
+
+
+def _per_path_blocks(data: dict, diagram) -> str:
+    """`6 blocks` for a `paths=separate` fuse (its paths into the declared irreps), or "" if unknown."""
+    ins, out = [diagram.irreps(w) for w in data["inputs"]], diagram.irreps(data["outputs"][0])
+    try:
+        paths, _ = separate_paths(diagram.group, ins, set(out.irreps))
+    except TooManyPaths:
+        return ""
+    return f"{len(paths)} block{'s' * (len(paths) != 1)}"
 
 
 def _is_closed(diagram) -> bool:
@@ -230,7 +243,7 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
     # Vertices, in written order.
     for v in diagram.typed_vertices():
         node = v.node
-        attrs = [f"label={_vertex_label(v)}", _STYLE[v.kind]]
+        attrs = [f"label={_vertex_label(v, diagram)}", _STYLE[v.kind]]
         if node in pinned:
             attrs.insert(0, f'pos="{pinned[node][0]:.3f},{pinned[node][1]:.3f}!"')
         if node in steps:

@@ -66,7 +66,7 @@ def test_debug_mode_runs_it_between_passes(monkeypatch):
 
 def test_typed_vertices_carry_what_the_stages_read():
     from fusionlang.ir import weight_mode
-    from fusionlang.symmetry.paths import vertex_paths
+    from fusionlang.symmetry.paths import vertex_wiring
     seen = set()
     for d in diagrams():
         for (node, data), v in zip(d.vertices(), d.typed_vertices()):
@@ -75,7 +75,8 @@ def test_typed_vertices_carry_what_the_stages_read():
             assert v.in_irreps == tuple(d.irreps(w) for w in data["inputs"]) and v.group is d.group
             assert v.mode == weight_mode(data, d) and v.external == bool(data.get("external"))
             if v.kind not in ("gather", "scatter"):
-                assert list(v.paths) == vertex_paths(d.group, v.kind, list(v.in_irreps), list(v.out_irreps))
+                paths, outs = vertex_wiring(d.group, data, list(v.in_irreps), list(v.out_irreps))
+                assert list(v.paths) == paths and list(v.path_out_irreps) == list(outs)
             assert d.vertex(node) is v and v.paths is v.paths       # made once, paths computed once
             seen.add(v.mode)
     assert {"uvw", "uvu", "none", "linear"} <= seen
