@@ -6,8 +6,11 @@ import pytest
 import torch
 from ase.build import molecule
 
+from fusionlang import compile_file
 from fusionlang import nn as fnn
+from fusionlang.data.batch import collate
 from fusionlang.models import MODEL_NAMES, Calculator, build_model, count_parameters
+from fusionlang.models.compiled import DIAGRAM_DIR, diagram_module, diagram_source
 from fusionlang.wigner import random_rotation, rotation_matrix
 
 # Tiny sizes: the symmetry and force tests do not need the defaults, and stay fast.
@@ -101,7 +104,7 @@ def test_forces_are_minus_the_numerical_gradient(name):
 def test_double_backward_reaches_every_parameter_and_batches_agree(name):
     model = tiny_model(name)
     structures = [ethanol(4), molecule("H2O"), ethanol(5)]
-    energy, forces = energy_and_forces(model, graph_of(structures, torch.float64))
+    energy, forces = energy_and_forces(model, collate(structures, 4.0, torch.float64).graph)  # the trainer's batches
     forces.pow(2).sum().backward()                          # training on forces: a double backward
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
@@ -169,3 +172,16 @@ def test_velocity_verlet_conserves_energy_with_an_untrained_model():
     assert len(total) == 21
     assert np.ptp(potential) > 1e-3                        # the forces move the atoms measurably
     assert np.ptp(total) < 0.05 * np.ptp(potential)        # and the total energy stays put
+
+
+def test_shipped_diagrams_compile_as_written_and_at_other_sizes():
+    files = sorted(DIAGRAM_DIR.glob("*.fus"))
+    assert {f.stem for f in files} >= {"mace_interaction", "mace_fusion_interaction", "mace_product_basis",
+                                       "cormorant_layer", "cormorant_fusion_layer"}
+    for path in files:
+        assert compile_file(path, backend="torch").modules
+    # the `let` lines set the sizes; the first MACE layer reads scalars only
+    first = diagram_module("mace_interaction", "MaceInteraction", H="4x0e", Y="sh(2)", A="4x(0e + 1o + 2e)")
+    assert first.irreps_in == ("4x0e", "1x0e + 1x1o + 1x2e") and first.weight_numel == 12
+    with pytest.raises(ValueError, match="no `let` for"):
+        diagram_source("mace_interaction", Q="4x0e")
