@@ -11,7 +11,7 @@ from fusionlang import nn as fnn
 from fusionlang.data.batch import collate
 from fusionlang.models import MODEL_NAMES, Calculator, build_model, count_parameters
 from fusionlang.models.compiled import DIAGRAM_DIR, diagram_module, diagram_source
-from fusionlang.wigner import random_rotation, rotation_matrix
+from fusionlang.symmetry.wigner import random_rotation, rotation_matrix
 
 # Tiny sizes: the symmetry and force tests do not need the defaults, and stay fast.
 TINY = {

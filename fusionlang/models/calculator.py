@@ -19,7 +19,7 @@ from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 
 from .. import nn as fnn
-from . import load_checkpoint_model
+from .registry import load_checkpoint_model
 
 __all__ = ["Calculator"]
 
