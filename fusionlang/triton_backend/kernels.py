@@ -103,11 +103,20 @@ class Kernel:
 class KernelWriter:
     """Writes the kernels of one vertex; kernel names are `<stem>_forward`, `<stem>_backward...`."""
 
-    def __init__(self, spec: FuseSpec):
+    def __init__(self, spec: FuseSpec, gathered: dict[int, str] | None = None, scatter: str | None = None):
         self.s = spec
         self.n = spec.arity
         self.canon = list(range(self.n))        # uuu: an input that repeats an earlier wire reuses its tiles
         self.widest = max(pow2(t.mul) for terms in spec.inputs + [spec.out] for t in terms)
+        # Graph chains (gather -> fuse -> scatter): input r read at the node row index_<end>[edge] for
+        # each r in gathered (end: "sender" / "receiver"), and, with scatter, the output added into
+        # (its gradient read from) node row index_<scatter>[edge].  Rows are then edges; writes into
+        # node rows are atomic adds, since several edges share a node.
+        self.rows_of: dict[str, str] = {f"in{r}": end for r, end in (gathered or {}).items()}
+        self.rows_of.update({f"gin{r}": end for r, end in (gathered or {}).items()})
+        if scatter:
+            self.rows_of.update(out=scatter, grad=scatter)
+        self.endpoints = sorted(set(self.rows_of.values()))
 
     def set_aliases(self, wires: list[str]) -> None:
         if self.s.mode == "uuu":
@@ -117,24 +126,35 @@ class KernelWriter:
 
     def header(self, src: Source, name: str, args: list[str]) -> None:
         src.lines.append("@triton.jit")
-        src.lines.append(f"def {name}({', '.join(args)}, rows, BLOCK_Z: tl.constexpr"
+        index_args = [f"index_{end}_ptr" for end in self.endpoints]
+        src.lines.append(f"def {name}({', '.join(args + index_args)}, rows, BLOCK_Z: tl.constexpr"
                          + (", ATOMIC: tl.constexpr" if "gw_ptr" in args and not self.s.external else "") + "):")
         src("z = tl.program_id(0) * BLOCK_Z + tl.arange(0, BLOCK_Z)")
         src("row_ok = (z < rows)[:, None]")
         src("z64 = z.to(tl.int64)[:, None]")
+        for end in self.endpoints:     # the node row of each edge at that end
+            src(f"{end}64 = tl.load(index_{end}_ptr + z, mask=z < rows, other=0).to(tl.int64)[:, None]")
+
+    def row(self, base: str) -> str:
+        """The row index of a pointer's rows: the edge (z64), or a node through an edge index."""
+        return f"{self.rows_of[base]}64" if base in self.rows_of else "z64"
+
+    def put(self, base: str) -> str:
+        """How to write into base's rows: a store, or an atomic add where edges share node rows."""
+        return "tl.atomic_add" if base in self.rows_of and base != "grad" else "tl.store"
 
     def row_pointers(self, src: Source, grads_in: bool = False, grads_out=(), out: bool = False,
                      weights: bool = False, weight_grads: bool = False) -> None:
         """Row base pointers; grads_out: the inputs whose gradients this kernel writes."""
         s = self.s
         for r in sorted(set(self.canon)):
-            src(f"in{r} = in{r}_ptr + z64 * {s.in_dims[r]}")
+            src(f"in{r} = in{r}_ptr + {self.row(f'in{r}')} * {s.in_dims[r]}")
         if out:
-            src(f"out = out_ptr + z64 * {s.out_dim}")
+            src(f"out = out_ptr + {self.row('out')} * {s.out_dim}")
         if grads_in:
-            src(f"grad = grad_ptr + z64 * {s.out_dim}")
+            src(f"grad = grad_ptr + {self.row('grad')} * {s.out_dim}")
         for r in grads_out:
-            src(f"gin{r} = gin{r}_ptr + z64 * {s.in_dims[r]}")
+            src(f"gin{r} = gin{r}_ptr + {self.row(f'gin{r}')} * {s.in_dims[r]}")
         if weights and s.weight_numel:
             src(f"w = w_ptr + z64 * {s.weight_numel}" if s.external else "w = w_ptr")
         if weight_grads and s.weight_numel:
@@ -293,7 +313,7 @@ class KernelWriter:
             self.end_loop(src, mul_b)
         for c, t in enumerate(s.out):
             for k in range(t.dim):
-                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(live, self.widest))
@@ -359,11 +379,11 @@ class KernelWriter:
                     parts = [f"tl.sum(T{r}_{t}_{j}_{m}, axis=1)[:, None]" for rr, tt, jj, m in sums
                              if (rr, tt, jj) == (r, t, j)]
                     value = " + ".join(parts) if parts else self.zeros(None)
-                    src(f"tl.store({self.column_address(f'gin{r}', term, j, v)}, {value}, mask=row_ok)")
+                    src(f"{self.put(f'gin{r}')}({self.column_address(f'gin{r}', term, j, v)}, {value}, mask=row_ok)")
             self.end_loop(src, mul_b)
         for a, t in enumerate(s.inputs[0]):
             for i in range(t.dim):
-                src(f"tl.store({self.tile_address(0, a, i).replace('in0', 'gin0', 1)}, gx{a}_{i}, mask=ok{t.mul})")
+                src(f"{self.put('gin0')}({self.tile_address(0, a, i).replace('in0', 'gin0', 1)}, gx{a}_{i}, mask=ok{t.mul})")
         # live tiles: x, its gradient, the output gradient and the other inputs' channel sums
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in range(len(s.inputs[0]))) * 2 + \
             sum(t.dim * pow2(t.mul) for t in s.out) + \
@@ -435,7 +455,7 @@ class KernelWriter:
                 src(f"o{p.out}_{k} += w{p.index} * {tk}")
         for c, t in enumerate(s.out):
             for k in range(t.dim):
-                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest))
@@ -482,7 +502,7 @@ class KernelWriter:
         for r in canon:
             for t, term in enumerate(s.inputs[r]):
                 for i in range(term.dim):
-                    src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
+                    src(f"{self.put(f'gin{r}')}(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
                         f"mask=ok{term.mul})")
         backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest))
         return [forward, backward]
@@ -551,7 +571,7 @@ class KernelWriter:
                     src(f"o{p.out}_{k} += w{p.index} * t{p.index}_{k}")
         for c, t in enumerate(s.out):
             for k in range(t.dim):
-                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest))
@@ -609,7 +629,7 @@ class KernelWriter:
         for r in canon:
             for t, term in enumerate(s.inputs[r]):
                 for i in range(term.dim):
-                    src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
+                    src(f"{self.put(f'gin{r}')}(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
                         f"mask=ok{term.mul})")
         backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest))
         return [forward, backward]
@@ -655,7 +675,7 @@ class KernelWriter:
                     src(f"o{c}_{k} += {terms}")
             for k in range(t.dim):
                 address, _ = out_address("out", c, k, mul_b, v)
-                src(f"tl.store({address}, o{c}_{k}, mask=ok{mul_a})")
+                src(f"{self.put('out')}({address}, o{c}_{k}, mask=ok{mul_a})")
             self.end_loop(src, mul_b)
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             max(t.dim * pow2(t.mul) for t in s.out)
@@ -707,11 +727,11 @@ class KernelWriter:
                 parts = [f"tl.sum(T{jj}_{m}, axis=1)[:, None]" for jj, m in sums if jj == j]
                 src(f"gy1_{b}_{j} = {' + '.join(parts) if parts else self.zeros(None)}")
             for j in range(term_b.dim):
-                src(f"tl.store({self.column_address('gin1', term_b, j, v)}, gy1_{b}_{j}, mask=row_ok)")
+                src(f"{self.put('gin1')}({self.column_address('gin1', term_b, j, v)}, gy1_{b}_{j}, mask=row_ok)")
             self.end_loop(src, mul_b)
         for a, t in enumerate(s.inputs[0]):
             for i in range(t.dim):
-                src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
+                src(f"{self.put('gin0')}(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
         live = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0]) + max(t.dim * pow2(t.mul) for t in s.out)
         backward = Kernel(name, src.text(), block_rows(live, self.widest))
         return [forward, backward]
@@ -778,7 +798,7 @@ class KernelWriter:
             self.end_loop(src, s.inputs[0][a].mul)
         for c, t in enumerate(s.out):
             for k in range(t.dim):
-                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         live = sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(live, self.widest))
 
@@ -838,7 +858,7 @@ class KernelWriter:
             self.end_loop(src, mul_c)
         for a, t in enumerate(s.inputs[0]):
             for i in range(t.dim):
-                src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
+                src(f"{self.put('gin0')}(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
         live_x = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0])
         backward_x = Kernel(name, src.text(), block_rows(live_x, self.widest))
 
@@ -876,7 +896,7 @@ class KernelWriter:
             self.end_loop(src, mul_a)
         for b, t in enumerate(s.inputs[1]):
             for j in range(t.dim):
-                src(f"tl.store(gin1 + {t.offset + j} + ch{t.mul} * {t.dim}, gy{b}_{j}, mask=ok{t.mul})")
+                src(f"{self.put('gin1')}(gin1 + {t.offset + j} + ch{t.mul} * {t.dim}, gy{b}_{j}, mask=ok{t.mul})")
         live_y = sum(t.dim * pow2(t.mul) for t in s.inputs[1])
         backward_y = Kernel(name, src.text(), block_rows(live_y, self.widest))
         return [forward, backward_x, backward_y]

@@ -116,8 +116,6 @@ def unsupported_reason(diagram, v: VertexPlan) -> str | None:
         return f"{v.kind} vertices have no Triton kernel"
     if v.symmetric_bases:
         return "symmetric fuse: its weights are coordinates in a basis of symmetric maps (torch code only)"
-    if v.weights_on_nodes:
-        return "the planner applies its shared weights on the nodes, after the scatter"
     if diagram.group_name == "SU2":
         return "SU2 tensors are complex; Triton kernels are generated for real (O3, SO3) tensors"
     n = len(v.inputs)
