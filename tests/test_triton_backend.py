@@ -180,8 +180,7 @@ def test_empty_batch():
     assert torch.all(module.m_weight.grad == 0)
 
 
-def test_mixed_diagram_keeps_torch_code_for_other_vertices():
-    text = """group O3
+MIXED = """group O3
 diagram T {
     in x : 2x(0e + 1o)
     in y : sh(1)
@@ -190,7 +189,11 @@ diagram T {
     m = linear(t)
 }
 """
-    reference, module, program, args = build(text, torch.float64)
+SYMMETRIC = diagram({"A": "2x(0e + 1o)"}, "2x(0e + 1o)", "fuse(A, A, A) [weights=uuu, symmetric]")
+
+
+def test_mixed_diagram_keeps_torch_code_for_other_vertices():
+    reference, module, program, args = build(MIXED, torch.float64)
     assert "Triton kernels (_fuse0)" in program.python and "keeps torch code: linear" in program.python
     torch.testing.assert_close(module(*args), reference(*args), rtol=1e-12, atol=1e-12)
 
@@ -243,12 +246,12 @@ diagram T {
 
 @pytest.mark.parametrize("edges", [[[0, 1, 1, 3, 3], [1, 0, 2, 2, 2]], [[], []]], ids=["repeated", "no-edges"])
 def test_graph_diagram_gather_fuse_scatter(edges):
-    """The fuse of a graph diagram runs on the edges through the kernels; gather and scatter as in
-    the torch backend (edges into one node repeated, and E = 0)."""
+    """The gather -> fuse -> scatter chain of a graph diagram runs as one kernel (edges into one
+    node repeated, and E = 0); tests/test_triton_graph.py covers chains in depth."""
     reference = compile_source(GRAPH, backend="torch").modules["T"]().double()
     program = compile_source(GRAPH, backend="triton")
     module = program.modules["T"]().double()
-    assert "Triton kernels (_fuse0)" in program.python
+    assert "one Triton kernel with its gather and scatter (_fuse0)" in program.python
     edge_index = torch.tensor(edges, dtype=torch.long).reshape(2, -1)
     numel = program.plans["T"].vertices[1].weight_numel
     gen = torch.Generator().manual_seed(4)
@@ -320,3 +323,26 @@ def test_symmetric_fuse_keeps_torch_code_and_equal_numbers():
     reference, module, program, args = build(text, torch.float64)
     assert "@triton.jit" not in program.python and "symmetric fuse" in program.python
     torch.testing.assert_close(module(*args), reference(*args), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["uvu", "uvw-external", "none", "product-basis", "mixed", "symmetric"])
+def test_state_dict_round_trips_across_backends(case, tmp_path):
+    """A state_dict saved with backend="torch" loads strictly into backend="triton" and back (the
+    Triton module carries the torch module's coupling buffers), and both compute the same numbers."""
+    texts = dict(CASES, mixed=MIXED, symmetric=SYMMETRIC)
+    torch_module = compile_source(texts[case], backend="torch").modules["T"]().double()
+    triton_module = compile_source(texts[case], backend="triton").modules["T"]().double()
+    assert sorted(torch_module.state_dict()) == sorted(triton_module.state_dict())
+    torch.save(torch_module.state_dict(), tmp_path / "torch.pt")
+    triton_module.load_state_dict(torch.load(tmp_path / "torch.pt"))
+    for name, value in torch_module.state_dict().items():
+        torch.testing.assert_close(triton_module.state_dict()[name], value, rtol=0, atol=0)
+    _, _, _, args = build(texts[case], torch.float64)
+    torch.testing.assert_close(triton_module(*args), torch_module(*args), rtol=1e-12, atol=1e-12)
+    fresh = compile_source(texts[case], backend="torch").modules["T"]().double()
+    with torch.no_grad():
+        for p in triton_module.parameters():
+            p.add_(0.5)
+    torch.save(triton_module.state_dict(), tmp_path / "triton.pt")
+    fresh.load_state_dict(torch.load(tmp_path / "triton.pt"))
+    torch.testing.assert_close(fresh(*args), triton_module(*args), rtol=1e-12, atol=1e-12)

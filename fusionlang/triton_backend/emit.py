@@ -71,6 +71,18 @@ class _TritonModuleWriter(_ModuleWriter):
                               and all(r in chains and chains[r].gathered for r in readers.get(g.outputs[0], []))
                               and readers.get(g.outputs[0])}
 
+    def render_class(self, args) -> str:
+        # The torch backend's persistent buffers (coupling constants), unused by the kernels: with them
+        # both backends' modules have the same state_dict keys, so one loads into the other strictly.
+        torch_writer = _ModuleWriter(self.plan)
+        torch_writer.write()
+        missing = [line for line in torch_writer.init if line.startswith("self.register_buffer(")
+                   and "persistent=False" not in line and line not in self.init]
+        if missing:
+            self.init += ["# The torch backend's coupling buffers (unused here): state_dicts load across backends."]
+            self.init += missing
+        return super().render_class(args)
+
     def gather(self, v: VertexPlan) -> None:
         if v.node not in self.fused_gathers:
             super().gather(v)
