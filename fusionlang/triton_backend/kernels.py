@@ -397,7 +397,7 @@ class KernelWriter:
         return f"x{self.canon[r]}_{t}_{i}"
 
     def _uuu(self) -> list[Kernel]:
-        if self.n == 3:
+        if self.n == 3 and all(p.stages for p in self.s.paths):    # (a symmetric fuse has no tree)
             return self._uuu_tree()
         s = self.s
         canon = sorted(set(self.canon))
