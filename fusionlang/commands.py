@@ -40,6 +40,12 @@ def cmd_compile(args) -> int:
     names = ", ".join(program.modules) or "no open diagrams"
     kernels = "; with Triton kernels" if program.backend == "triton" else ""
     print(f"wrote {out} ({names}{kernels})", file=sys.stderr)
+    if program.backend == "triton":     # the vertices that keep torch code, and why (docs/gpu.md)
+        from .triton_backend.emit import coverage
+        for plan in program.plans.values():
+            for v, what in coverage(plan):
+                if what.startswith("torch code"):
+                    print(f"note: {args.file}:{v.line}: `{v.outputs[0]} = {v.kind}(...)` keeps {what}", file=sys.stderr)
     return cli.EXIT_OK
 
 

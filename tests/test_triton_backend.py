@@ -366,3 +366,50 @@ def test_state_dict_round_trips_across_backends(case, tmp_path):
     torch.save(triton_module.state_dict(), tmp_path / "triton.pt")
     fresh.load_state_dict(torch.load(tmp_path / "triton.pt"))
     torch.testing.assert_close(fresh(*args), triton_module(*args), rtol=1e-12, atol=1e-12)
+
+
+COVERAGE = [
+    # (source, what backend="triton" does with its one vertex), the table of docs/gpu.md
+    (CASES["uvu"], "kernels"),
+    (CASES["uvw"], "kernels"),
+    (CASES["uuu"], "kernels"),
+    (CASES["none"], "kernels"),
+    (CASES["three-body"], "kernels"),
+    (CASES["product-basis"], "kernels"),
+    (diagram({"A": "2x(0e + 1o)"}, "2x0e", "fuse(A, A, A, A) [weights=uuu]"), "kernels"),
+    (CASES["symmetric-2"], "kernels"),
+    (CASES["symmetric-3"], "kernels"),
+    (CASES["symmetric-4"], "kernels"),
+    (GRAPH, "kernels with its gather and scatter"),
+    (diagram({"h": "2x0e", "y1": "0e", "y2": "0e"}, "2x0e", "fuse(h, y1, y2) [weights=uvw]"),
+     "torch code: n-ary fuse with weights=uvw has no Triton kernel (uvu and uuu do)"),
+    (diagram({"h": "0e", "y1": "0e", "y2": "0e"}, "0e", "fuse(h, y1, y2) [weights=none]"),
+     "torch code: n-ary fuse with weights=none has no Triton kernel (uvu and uuu do)"),
+    ("group SU2\ndiagram T {\n    in a : 1/2\n    in b : 1/2\n    out m : 0 + 1\n    m = fuse(a, b)\n}\n",
+     "torch code: SU2 tensors are complex; Triton kernels are generated for real (O3, SO3) tensors"),
+    (diagram({"x": "2x0e"}, "3x0e", "linear(x)"), "torch code: linear vertices have no Triton kernel"),
+]
+
+
+@pytest.mark.parametrize("source, expected", COVERAGE, ids=[str(k) for k in range(len(COVERAGE))])
+def test_coverage_reports_kernels_and_fallbacks(source, expected):
+    from fusionlang.triton_backend.emit import coverage
+    program = compile_source(source, backend="triton")
+    plan = next(iter(program.plans.values()))
+    (row,) = [what for v, what in coverage(plan) if v.kind != "gather"]
+    assert row == expected
+    assert ("@triton.jit" in program.python) == expected.startswith("kernels")
+    if not expected.startswith("kernels"):
+        assert expected.split(": ", 1)[1] in program.python      # the file says why, in a comment
+
+
+def test_cli_compile_notes_the_vertices_that_keep_torch_code(tmp_path):
+    import subprocess
+    source = tmp_path / "mixed.fus"
+    source.write_text(MIXED)
+    res = subprocess.run([sys.executable, "-m", "fusionlang", "compile", str(source), "--backend", "triton",
+                          "-o", str(tmp_path / "mixed.py")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"note: {source}:7: `m = linear(...)` keeps torch code: linear vertices have no Triton kernel" \
+        in res.stderr
+    assert "wire t" not in res.stderr and ":5:" not in res.stderr      # the fuse runs as kernels

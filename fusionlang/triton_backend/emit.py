@@ -365,6 +365,25 @@ def triton_vertices(plan: Plan, prefix: str, counter: list[int]):
     return functions, sources, reasons, chains
 
 
+def coverage(plan: Plan) -> list[tuple[VertexPlan, str]]:
+    """What backend="triton" does with each vertex of a plan (gathers and scatters a chain performs
+    are left out): "kernels", "kernels with its gather(s) and scatter", or "torch code: <reason>"."""
+    rows = []
+    d = plan.emitted
+    for v in plan.vertices:
+        if v.kind in ("gather", "scatter"):
+            continue
+        reason = unsupported_reason(d, v)
+        if reason is not None:
+            rows.append((v, f"torch code: {reason}"))
+            continue
+        chain = chain_of(plan, v)
+        parts = (["gather" + ("s" if len(chain.gathered) > 1 else "")] if chain.gathered else []) + \
+            (["scatter"] if chain.scatter else [])
+        rows.append((v, "kernels" + (f" with its {' and '.join(parts)}" if parts else "")))
+    return rows
+
+
 def emit_triton_module_source(plans: list[Plan], source_name: str, closed: list[str] = ()) -> str:
     """As emit_torch.emit_module_source (source_name is free text, reaching the source only through
     names.comment / names.docstring), with the fuse vertices' kernels and functions added."""

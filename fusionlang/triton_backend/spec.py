@@ -149,8 +149,7 @@ def unsupported_reason(diagram, v: VertexPlan) -> str | None:
     if n > 2 and v.mode not in ("uvu", "uuu"):
         return f"n-ary fuse with weights={v.mode} has no Triton kernel (uvu and uuu do)"
     ins = [diagram.irreps(w) for w in v.inputs]
-    if n > 2 and v.mode == "uvu" and any(t.mul != 1 for w in ins[1:] for t in w):
-        return "n-ary uvu needs multiplicity 1 on every input after the first"
+    # (n-ary uvu: the checker requires multiplicity 1 on every input after the first, F052)
     if v.mode == "uuu" and any(ins[r][t].mul != ins[0][p.ins[0]].mul for p in v.paths for r, t in enumerate(p.ins)):
         return "uuu paths must have one multiplicity on every input"
     if v.mode == "none":
