@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean
+.PHONY: install install-gpu graphviz demo test fuzz gallery bench bench-gpu-dry clean
 
 install:
 	$(PIP) "$(TORCH_SPEC)"
@@ -45,6 +45,11 @@ bench: install
 	$(PYTHON) benchmarks/bench_compile.py
 	$(PYTHON) benchmarks/bench_coupling.py
 	$(PYTHON) benchmarks/bench_check.py
+
+# The GPU benchmark's logic on the CPU (tiny sizes, kernels through Triton's interpreter), before
+# spending device minutes; a few minutes, so outside `make test` (docs/gpu.md).
+bench-gpu-dry: install-gpu
+	$(PYTHON) benchmarks/gpu/bench_gpu.py --dry-run --out $(OUT)/bench_gpu_dry.json
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info .pytest_cache .hypothesis
