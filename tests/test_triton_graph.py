@@ -211,3 +211,10 @@ def test_chain_kernels_compile_for_a_gpu_target():
     rows = json.loads(res.stdout.strip().splitlines()[-1])
     assert len(rows) == 9       # forward and backward each, three for uvw
     assert all(r["registers"] > 0 and r["stack"] == 0 for r in rows), rows
+
+
+def test_chain_under_torch_compile_traces_the_torch_form():
+    torch._dynamo.reset()
+    reference, module, _, args, edge_index = build("uvu-external", torch.float64, EDGES["repeated"])
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(*args, edge_index), reference(*args, edge_index), rtol=1e-12, atol=1e-12)

@@ -10,6 +10,9 @@ call, `m = _fuse0(h, y, self.m_weight.to(dtype))`, to a generated function that 
   also gives double backward: a backward that must itself be differentiable
   (create_graph=True) differentiates the torch form instead of running the kernels.
 
+In a graph diagram, a fuse that reads gathered wires or writes into a scatter (plan.VertexPlan.
+scatter_into) takes them into its kernels (Chain): node rows read through edge_index, the message
+added into the nodes atomically, so that neither the gathered rows nor the edge message is stored.
 Other vertices (linear, and fuse vertices spec.unsupported_reason turns away) keep the torch
 backend's code.  The file imports os (for TRITON_INTERPRET), torch and triton only.
 """
