@@ -238,14 +238,11 @@ def vertex_source(spec: FuseSpec, wires: list[str], heading: str, chain: Chain |
     lines.append("        if rows:")
     gins = [f"gin{r}" if canonical[r] else f"gin{writer.canon[r]}" for r in range(n)]
     atomic = ", ATOMIC=atomic" if weighted and not spec.external else ""
-    if spec.mode == "uvw":
-        kx, ky = kernels[1], kernels[2]
-        lines += [f"            {kx.name}[(triton.cdiv(rows, {kx.block_z}),)](",
-                  f"                in0, in1, weights, grad, gin0, gw, {launch_tail}, BLOCK_Z={kx.block_z}{atomic}, "
-                  f"num_warps={NUM_WARPS})",
-                  f"            {ky.name}[(triton.cdiv(rows, {ky.block_z}),)](",
-                  f"                in0, in1, weights, grad, gin1, {launch_tail}, BLOCK_Z={ky.block_z}, "
-                  f"num_warps={NUM_WARPS})"]
+    if spec.mode == "uvw":      # one backward kernel per input; the first also writes the weights' gradient
+        for r, k in enumerate(kernels[1:]):
+            lines += [f"            {k.name}[(triton.cdiv(rows, {k.block_z}),)](",
+                      f"                {', '.join(ins)}, weights, grad, gin{r}{', gw' if r == 0 else ''}, {launch_tail}, "
+                      f"BLOCK_Z={k.block_z}{atomic if r == 0 else ''}, num_warps={NUM_WARPS})"]
     else:
         kb = kernels[1]
         lines += [f"            {kb.name}[(triton.cdiv(rows, {block}),)](",

@@ -19,8 +19,8 @@ tree.)  A loop over a channel with multiplicity 1 is written as straight code wi
 
 Backward kernels recompute from the inputs.  A gradient that sums over the tiled channels
 (the second input's in uvu and none) is accumulated as tiles and reduced once per component;
-the uvw backward is two kernels, each tiling the channels of the input it differentiates and
-looping over the other two wires' channels, so that no tile axis is summed there at all.
+the uvw backward is one kernel per input, each tiling the channels of the input it differentiates
+and looping over the other wires' channels, so that no tile axis is summed there at all.
 
 Gradients with respect to internal weights sum over all rows: each program reduces its
 rows and either stores one row of a [programs, numel] buffer that the caller sums
@@ -736,41 +736,57 @@ class KernelWriter:
         backward = Kernel(name, src.text(), block_rows(live, self.widest))
         return [forward, backward]
 
-    # uvw (binary) ------------------------------------------------------------------------
+    # uvw (any number of inputs) -------------------------------------------------------------
 
     def _uvw(self) -> list[Kernel]:
-        s = self.s
-        out_muls = [t.mul for t in s.out]
-        ins = ["in0_ptr", "in1_ptr"]
-        pairs: dict[tuple[int, int], list[KernelPath]] = {}
-        for p in s.paths:
-            pairs.setdefault((p.ins[0], p.ins[1]), []).append(p)
+        """out[z, w, k] = sum_{u1..un} sum C[i1..in, k] x1[u1, i1] ... xn[un, in] W[u1, .., un, w]: the
+        forward tiles the output channels w and loops over every input's channels; backward kernel r
+        tiles input r's channels and loops over w and the other inputs' channels, so that every update
+        is a column times a row of weights (kernel 0 also writes the weights' gradient)."""
+        s, n = self.s, self.n
+        ins = [f"in{r}_ptr" for r in range(n)]
 
-        def load_column(src, r, t, channel, comps):
+        def load_columns(src, r, t, channel, comps):
             term = s.inputs[r][t]
             for i in comps:
-                src(f"{'x' if r == 0 else 'y'}{t}_{i} = tl.load({self.column_address(f'in{r}', term, i, channel)}, "
+                src(f"x{r}_{t}_{i} = tl.load({self.column_address(f'in{r}', term, i, channel)}, "
                     "mask=row_ok, other=0.0)")
 
         def comps(paths, r):
             return sorted({idx[r] for p in paths for idx, _, _ in p.entries})
 
-        def path_columns(src, p):
-            """t{p}_{k} = sum_ij C x_i y_j, one column per output component."""
-            per_k: dict[int, list] = {}
-            for idx, k, c in p.entries:
-                per_k.setdefault(k, []).append((c, [f"x{p.ins[0]}_{idx[0]}", f"y{p.ins[1]}_{idx[1]}"]))
-            for k, terms in sorted(per_k.items()):
-                src(f"t{p.index}_{k} = {linear_sum(terms)}")
-            return sorted(per_k)
+        def strides(p):
+            """Stride of each input's channel, then of the output channel, in path p's weights."""
+            muls = [s.inputs[r][p.ins[r]].mul for r in range(n)] + [s.out[p.out].mul]
+            out = [1] * (n + 1)
+            for r in range(n - 1, -1, -1):
+                out[r] = out[r + 1] * muls[r + 1]
+            return out
 
-        def weight_row(p, u, v):
-            mul_b, mul_c = s.inputs[1][p.ins[1]].mul, s.out[p.out].mul
-            extra = "0"
-            if u != "0" or v != "0":
-                extra = f"({u} * {mul_b} + {v}) * {mul_c}" if u != "0" and v != "0" else \
-                    (f"{u} * {mul_b * mul_c}" if u != "0" else f"{v} * {mul_c}")
-            return extra, mul_c
+        def offset(parts) -> str:
+            """'v * 16 + q' from [(v, 16), (q, 1)], leaving out static zeros."""
+            terms = [f"{var} * {scale}" if scale != 1 else var for var, scale in parts if var != "0"]
+            return " + ".join(terms) if terms else "0"
+
+        def open_loops(src, paths, positions):
+            """Nested loops over the channels of the inputs at positions (terms of the first path),
+            loading each one's columns inside its loop; returns the channel index per position."""
+            chans = {}
+            for r in positions:
+                t = paths[0].ins[r]
+                chans[r] = self.loop(src, f"u{r}", s.inputs[r][t].mul)     # (q: the output channel)
+                load_columns(src, r, t, chans[r], comps(paths, r))
+            return chans
+
+        def close_loops(src, paths, positions):
+            for r in reversed(positions):
+                self.end_loop(src, s.inputs[r][paths[0].ins[r]].mul)
+
+        def store_tiles(src, base, r):
+            for t, term in enumerate(s.inputs[r]):
+                for i in range(term.dim):
+                    src(f"{self.put(base)}({base} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{t}_{i}, "
+                        f"mask=ok{term.mul})")
 
         # forward
         src = Source()
@@ -778,125 +794,81 @@ class KernelWriter:
         self.header(src, name, ins + ["w_ptr", "out_ptr"])
         src("DT = out_ptr.dtype.element_ty")
         self.row_pointers(src, out=True, weights=True)
-        self.channels(src, out_muls)
+        self.channels(src, [t.mul for t in s.out])
         for c, t in enumerate(s.out):
             for k in range(t.dim):
                 src(f"o{c}_{k} = {self.zeros(t.mul)}")
-        for (a, b), paths in pairs.items():
-            u = self.loop(src, "u", s.inputs[0][a].mul)
-            load_column(src, 0, a, u, comps(paths, 0))
-            v = self.loop(src, "v", s.inputs[1][b].mul)
-            load_column(src, 1, b, v, comps(paths, 1))
+        groups: dict[tuple, list[KernelPath]] = {}
+        for p in s.paths:
+            groups.setdefault(p.ins, []).append(p)
+        for paths in groups.values():
+            chans = open_loops(src, paths, list(range(n)))
             for p in paths:
                 self.comment(src, p)
-                ks = path_columns(src, p)
-                extra, mul_c = weight_row(p, u, v)
-                src(f"w{p.index} = {self.weight_tile(p, mul_c, 1, extra)}")
-                for k in ks:
+                per_k: dict[int, list] = {}
+                for idx, k, c in p.entries:
+                    per_k.setdefault(k, []).append((c, [f"x{r}_{p.ins[r]}_{idx[r]}" for r in range(n)]))
+                for k, terms in sorted(per_k.items()):
+                    src(f"t{p.index}_{k} = {linear_sum(terms)}")
+                st = strides(p)
+                extra = offset([(chans[r], st[r]) for r in range(n)])
+                src(f"w{p.index} = {self.weight_tile(p, s.out[p.out].mul, 1, extra)}")
+                for k in sorted(per_k):
                     src(f"o{p.out}_{k} += t{p.index}_{k} * w{p.index}")
-            self.end_loop(src, s.inputs[1][b].mul)
-            self.end_loop(src, s.inputs[0][a].mul)
+            close_loops(src, paths, list(range(n)))
         for c, t in enumerate(s.out):
             for k in range(t.dim):
                 src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
-        live = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(live, self.widest))
+        kernels = [Kernel(name, src.text(), block_rows(sum(t.dim * pow2(t.mul) for t in s.out), self.widest))]
 
-        def offset(*parts) -> str:
-            """'v * 16 + w' from (v, 16), (w, 1), leaving out static zeros."""
-            terms = [f"{var} * {scale}" if scale != 1 else var for var, scale in parts if var != "0"]
-            return " + ".join(terms) if terms else "0"
-
-        def load_grad_columns(src, c, channel, comps):
-            term = s.out[c]
-            for k in comps:
-                src(f"g{c}_{k} = tl.load({self.column_address('grad', term, k, channel)}, mask=row_ok, other=0.0)")
-
-        # The backward kernels tile the channels of the input whose gradient they write and loop over
-        # the other two wires' channels, so that every update is a column times a row of weights (as in
-        # the forward) and no sum over a tile axis is needed, except the weights' sum over rows.
-        x_terms = sorted({p.ins[0] for p in s.paths})
-
-        # backward 1: gradient of the first input and of the weights
-        src = Source()
-        name = f"{s.stem}_backward_x"
-        self.header(src, name, ins + ["w_ptr", "grad_ptr", "gin0_ptr", "gw_ptr"])
-        src("DT = grad_ptr.dtype.element_ty")
-        self.row_pointers(src, grads_in=True, grads_out=(0,), weights=True, weight_grads=True)
-        self.channels(src, [t.mul for t in s.inputs[0]])
-        for a in x_terms:
-            t = s.inputs[0][a]
-            for i in range(t.dim):
-                src(f"x{a}_{i} = tl.load({self.tile_address(0, a, i)}, mask=ok{t.mul}, other=0.0)")
-        for a, t in enumerate(s.inputs[0]):
-            for i in range(t.dim):
-                src(f"gx{a}_{i} = {self.zeros(t.mul)}")
-        by_bc: dict[tuple[int, int], list[KernelPath]] = {}
-        for p in s.paths:
-            by_bc.setdefault((p.ins[1], p.out), []).append(p)
-        for (b, c), paths in by_bc.items():
-            mul_b, mul_c = s.inputs[1][b].mul, s.out[c].mul
-            w = self.loop(src, "q", mul_c)    # output channel (w of uvw; `w` names the weights)
-            load_grad_columns(src, c, w, sorted({k for p in paths for _, k, _ in p.entries}))
-            v = self.loop(src, "v", mul_b)
-            load_column(src, 1, b, v, comps(paths, 1))
-            for p in paths:
-                self.comment(src, p)
-                a, mul_a = p.ins[0], s.inputs[0][p.ins[0]].mul
-                per_i: dict[int, list] = {}
-                for idx, k, coef in p.entries:
-                    per_i.setdefault(idx[0], []).append((coef, [f"y{b}_{idx[1]}", f"g{c}_{k}"]))
-                for i, terms in sorted(per_i.items()):   # e_i: the output gradient seen by component i
-                    src(f"e{p.index}_{i} = {linear_sum(terms)}")
-                extra = offset((v, mul_c), (w, 1))
-                src(f"w{p.index} = {self.weight_tile(p, mul_a, mul_b * mul_c, extra)}")
-                for i in sorted(per_i):
-                    src(f"gx{a}_{i} += e{p.index}_{i} * w{p.index}")
-                src(f"gw{p.index} = " + " + ".join(f"x{a}_{i} * e{p.index}_{i}" for i in sorted(per_i)))
-                self.store_weight_grad(src, p, mul_a, mul_b * mul_c, extra, f"gw{p.index}")
-            self.end_loop(src, mul_b)
-            self.end_loop(src, mul_c)
-        for a, t in enumerate(s.inputs[0]):
-            for i in range(t.dim):
-                src(f"{self.put('gin0')}(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
-        live_x = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0])
-        backward_x = Kernel(name, src.text(), block_rows(live_x, self.widest))
-
-        # backward 2: gradient of the second input
-        src = Source()
-        name = f"{s.stem}_backward_y"
-        self.header(src, name, ins + ["w_ptr", "grad_ptr", "gin1_ptr"])
-        src("DT = grad_ptr.dtype.element_ty")
-        self.row_pointers(src, grads_in=True, grads_out=(1,), weights=True)
-        self.channels(src, [t.mul for t in s.inputs[1]])
-        for b, t in enumerate(s.inputs[1]):
-            for j in range(t.dim):
-                src(f"gy{b}_{j} = {self.zeros(t.mul)}")
-        by_ac: dict[tuple[int, int], list[KernelPath]] = {}
-        for p in s.paths:
-            by_ac.setdefault((p.ins[0], p.out), []).append(p)
-        for (a, c), paths in by_ac.items():
-            mul_a, mul_c = s.inputs[0][a].mul, s.out[c].mul
-            u = self.loop(src, "u", mul_a)
-            load_column(src, 0, a, u, comps(paths, 0))
-            w = self.loop(src, "q", mul_c)
-            load_grad_columns(src, c, w, sorted({k for p in paths for _, k, _ in p.entries}))
-            for p in paths:
-                self.comment(src, p)
-                b, mul_b = p.ins[1], s.inputs[1][p.ins[1]].mul
-                per_j: dict[int, list] = {}
-                for idx, k, coef in p.entries:
-                    per_j.setdefault(idx[1], []).append((coef, [f"x{a}_{idx[0]}", f"g{c}_{k}"]))
-                for j, terms in sorted(per_j.items()):
-                    src(f"f{p.index}_{j} = {linear_sum(terms)}")
-                src(f"w{p.index} = {self.weight_tile(p, mul_b, mul_c, offset((u, mul_b * mul_c), (w, 1)))}")
-                for j in sorted(per_j):
-                    src(f"gy{b}_{j} += f{p.index}_{j} * w{p.index}")
-            self.end_loop(src, mul_c)
-            self.end_loop(src, mul_a)
-        for b, t in enumerate(s.inputs[1]):
-            for j in range(t.dim):
-                src(f"{self.put('gin1')}(gin1 + {t.offset + j} + ch{t.mul} * {t.dim}, gy{b}_{j}, mask=ok{t.mul})")
-        live_y = sum(t.dim * pow2(t.mul) for t in s.inputs[1])
-        backward_y = Kernel(name, src.text(), block_rows(live_y, self.widest))
-        return [forward, backward_x, backward_y]
+        # backward r: the gradient of input r (and for r = 0 of the weights)
+        for r in range(n):
+            weights_too = r == 0
+            others = [q for q in range(n) if q != r]
+            src = Source()
+            name = f"{s.stem}_backward_in{r}"
+            self.header(src, name, ins + ["w_ptr", "grad_ptr", f"gin{r}_ptr"] + (["gw_ptr"] if weights_too else []))
+            src("DT = grad_ptr.dtype.element_ty")
+            self.row_pointers(src, grads_in=True, grads_out=(r,), weights=True, weight_grads=weights_too)
+            self.channels(src, [t.mul for t in s.inputs[r]])
+            tiled = sorted({p.ins[r] for p in s.paths}) if weights_too else []
+            for a in tiled:     # input r's own values, as tiles: the weights' gradient needs them
+                t = s.inputs[r][a]
+                for i in range(t.dim):
+                    src(f"X{a}_{i} = tl.load({self.tile_address(r, a, i)}, mask=ok{t.mul}, other=0.0)")
+            for a, t in enumerate(s.inputs[r]):
+                for i in range(t.dim):
+                    src(f"gx{a}_{i} = {self.zeros(t.mul)}")
+            by_rest: dict[tuple, list[KernelPath]] = {}
+            for p in s.paths:
+                by_rest.setdefault(tuple(p.ins[q] for q in others) + (p.out,), []).append(p)
+            for paths in by_rest.values():
+                c, mul_c = paths[0].out, s.out[paths[0].out].mul
+                w = self.loop(src, "q", mul_c)    # output channel (w of uvw; `w` names the weights)
+                for k in sorted({k for p in paths for _, k, _ in p.entries}):
+                    src(f"g{c}_{k} = tl.load({self.column_address('grad', s.out[c], k, w)}, mask=row_ok, "
+                        "other=0.0)")
+                chans = open_loops(src, paths, others)
+                for p in paths:
+                    self.comment(src, p)
+                    a, mul_a = p.ins[r], s.inputs[r][p.ins[r]].mul
+                    per_i: dict[int, list] = {}
+                    for idx, k, coef in p.entries:
+                        per_i.setdefault(idx[r], []).append(
+                            (coef, [f"x{q}_{p.ins[q]}_{idx[q]}" for q in others] + [f"g{c}_{k}"]))
+                    for i, terms in sorted(per_i.items()):   # e_i: the output gradient seen by component i
+                        src(f"e{p.index}_{i} = {linear_sum(terms)}")
+                    st = strides(p)
+                    extra = offset([(chans[q], st[q]) for q in others] + [(w, 1)])
+                    src(f"w{p.index} = {self.weight_tile(p, mul_a, st[r], extra)}")
+                    for i in sorted(per_i):
+                        src(f"gx{a}_{i} += e{p.index}_{i} * w{p.index}")
+                    if weights_too:
+                        src(f"gw{p.index} = " + " + ".join(f"X{a}_{i} * e{p.index}_{i}" for i in sorted(per_i)))
+                        self.store_weight_grad(src, p, mul_a, st[r], extra, f"gw{p.index}")
+                close_loops(src, paths, others)
+                self.end_loop(src, mul_c)
+            store_tiles(src, f"gin{r}", r)
+            live = (2 if weights_too else 1) * sum(t.dim * pow2(t.mul) for t in s.inputs[r])
+            kernels.append(Kernel(name, src.text(), block_rows(live, self.widest)))
+        return kernels

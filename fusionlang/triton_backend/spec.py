@@ -146,8 +146,8 @@ def unsupported_reason(diagram, v: VertexPlan) -> str | None:
     if diagram.group_name == "SU2":
         return "SU2 tensors are complex; Triton kernels are generated for real (O3, SO3) tensors"
     n = len(v.inputs)
-    if n > 2 and v.mode not in ("uvu", "uuu"):
-        return f"n-ary fuse with weights={v.mode} has no Triton kernel (uvu and uuu do)"
+    if n > 2 and v.mode == "none":
+        return "n-ary fuse with weights=none has no Triton kernel (uvu, uvw and uuu do)"
     ins = [diagram.irreps(w) for w in v.inputs]
     # (n-ary uvu: the checker requires multiplicity 1 on every input after the first, F052)
     if v.mode == "uuu" and any(ins[r][t].mul != ins[0][p.ins[0]].mul for p in v.paths for r, t in enumerate(p.ins)):
