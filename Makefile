@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean data science-mace
+.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean data science-mace bench-gpu-dry
 
 install:
 	$(PIP) "$(TORCH_SPEC)"
@@ -64,6 +64,11 @@ science-mace:
 	  $(MACE_VENV)/bin/python -m pip install --disable-pip-version-check -q mace-torch "$(TORCH_SPEC)"; }
 	for molecule in $(MACE_MOLECULES); do \
 	  $(MACE_VENV)/bin/python science/mace_baseline.py --molecule $$molecule || exit 1; done
+
+# The GPU benchmark's logic on the CPU (tiny sizes, kernels through Triton's interpreter), before
+# spending device minutes; a few minutes, so outside `make test` (docs/gpu.md).
+bench-gpu-dry: install-gpu
+	$(PYTHON) benchmarks/gpu/bench_gpu.py --dry-run --out $(OUT)/bench_gpu_dry.json
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info .pytest_cache .hypothesis

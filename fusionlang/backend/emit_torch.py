@@ -138,9 +138,7 @@ class _ModuleWriter:
             if v.absorbed:
                 continue        # the fuse before it wrote into the nodes (plan.VertexPlan.scatter_into)
             if v.kind == "gather":
-                self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = gather({v.inputs[0]}, {v.endpoint}): "
-                              f"each edge reads its {v.endpoint}'s row"]
-                self.body.append(f"{self.var[v.outputs[0]]} = {self.var[v.inputs[0]]}.index_select(0, {ends[v.endpoint]})")
+                self.gather(v)
             elif v.kind == "scatter":
                 self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = scatter({v.inputs[0]}, {v.endpoint}): "
                               f"each edge's row added into its {v.endpoint}"]
@@ -151,6 +149,11 @@ class _ModuleWriter:
         outs = [self.var[w] for w in d.outputs]
         self.body.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
         return self.render_class(args)
+
+    def gather(self, v: VertexPlan) -> None:
+        self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = gather({v.inputs[0]}, {v.endpoint}): "
+                      f"each edge reads its {v.endpoint}'s row"]
+        self.body.append(f"{self.var[v.outputs[0]]} = {self.var[v.inputs[0]]}.index_select(0, {self.ends[v.endpoint]})")
 
     def weights_arg(self, v: VertexPlan) -> str:
         return self.weight_args[v.node]

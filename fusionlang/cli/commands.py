@@ -12,6 +12,7 @@ from ..build import build_all
 from ..exact import NotEvaluable, evaluate_exact
 from ..files import write_atomic
 from ..render import RenderError, UnsupportedFormat, _format_of, render, select
+from ..triton_backend.emit import coverage
 from ..verify import TOLERANCE, equivariance_error
 from .common import EXIT_ERRORS, EXIT_OK, UsageError, _load_checked, add_limits, current_limits
 
@@ -40,6 +41,12 @@ def cmd_compile(args) -> int:
     names = ", ".join(program.modules) or "no open diagrams"
     kernels = "; with Triton kernels" if program.backend == "triton" else ""
     print(f"wrote {out} ({names}{kernels})", file=sys.stderr)
+    if program.backend == "triton":     # the vertices that keep torch code, and why (docs/gpu.md)
+        for plan in program.plans.values():
+            for v, what in coverage(plan):
+                if what.startswith("torch code"):
+                    print(f"note: {args.file}:{v.line}: `{v.outputs[0]} = {v.kind}(...)` keeps {what}",
+                          file=sys.stderr)
     return EXIT_OK
 
 
