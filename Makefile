@@ -15,7 +15,7 @@ install:
 # The gpu extra (triton) after the pinned torch, which it leaves alone: the Triton backend's tests
 # run its kernels through Triton's interpreter on machines without a GPU (docs/dependencies.md).
 install-gpu: install
-	$(PIP) -e ".[test,models,gpu]"
+	$(PIP) -e ".[test,models,gpu,science]"
 
 graphviz:
 	@command -v dot >/dev/null 2>&1 || { \
