@@ -86,6 +86,7 @@ NON_NEGATIVE = {("data", "train_size"), ("data", "valid_size"), ("data", "test_s
                 ("train", "weight_decay"), ("train", "energy_weight"), ("train", "forces_weight"),
                 ("train", "warmup_epochs"), ("train", "plateau_patience"), ("train", "min_lr"),
                 ("train", "early_stopping_patience"), ("train", "grad_clip")}
+UNIT_INTERVAL = {("train", "ema_decay"): "0 <= ema_decay < 1", ("train", "plateau_factor"): "0 < plateau_factor <= 1"}
 SECTIONS = {"data": DataConfig, "train": TrainSettings, "output": OutputConfig}
 
 
@@ -143,6 +144,10 @@ def _check_value(section: str, key: str, value, default, path: str, source: str 
         raise _error("T004", f"`{section}.{key}` must be > 0, found {value!r}", path, source, span)
     if (section, key) in NON_NEGATIVE and value < 0:
         raise _error("T004", f"`{section}.{key}` must be >= 0, found {value!r}", path, source, span)
+    if (section, key) == ("train", "ema_decay") and not 0 <= value < 1 or \
+            (section, key) == ("train", "plateau_factor") and not 0 < value <= 1:
+        raise _error("T004", f"`{section}.{key}` must satisfy {UNIT_INTERVAL[section, key]}, found {value!r}",
+                     path, source, span)
     return value
 
 

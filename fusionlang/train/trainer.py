@@ -55,8 +55,7 @@ def load_structures(config: Config) -> dict[str, list]:
             try:
                 structures = load_split(data.dataset, split, root=data.root)
             except FileNotFoundError as exc:
-                raise TrainingError(f"dataset `{data.dataset}` has no {split} split under `{data.root}` ({exc}); "
-                                    f"`make data` generates the datasets") from None
+                raise TrainingError(str(exc)) from None
         else:
             path = getattr(data, f"{split}_file")
             if not path:
