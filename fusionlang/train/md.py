@@ -36,14 +36,19 @@ def run_md(atoms, calculator, time_ps: float = 10.0, timestep_fs: float = 0.5, t
     `thermostat` is "nve" (velocity Verlet) or "langevin".  The run stops early when it blows up or when
     `max_seconds` of wall-clock time are spent (then `simulated_ps` < `time_ps`)."""
     from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md import velocitydistribution
+    from ase.md.velocitydistribution import Stationary, ZeroRotation
+
+    # ase 3.29 renamed MaxwellBoltzmannDistribution; older versions have only the old name
+    thermalize = getattr(velocitydistribution, "thermalize_momenta", None) or \
+        velocitydistribution.MaxwellBoltzmannDistribution
 
     if thermostat not in ("nve", "langevin"):
         raise ValueError(f"thermostat is 'nve' or 'langevin', got {thermostat!r}")
     atoms = atoms.copy()
     atoms.calc = calculator
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    thermalize(atoms, temperature_K=temperature_K, rng=rng)
     Stationary(atoms)
     ZeroRotation(atoms)
     if thermostat == "nve":
