@@ -14,10 +14,11 @@ from fusionlang.nn.graph import Graph, per_graph_sum
 class PairModel(torch.nn.Module):
     """E = sum_Z E0[Z] + sum over edges of MLP(r, species pair) times a smooth cutoff."""
 
-    def __init__(self, species, cutoff, atomic_energies=None, avg_num_neighbors=1.0, hidden=8):
+    def __init__(self, species, cutoff, atomic_energies=None, avg_num_neighbors=1.0, hidden=8, scale=1.0,
+                 shift=0.0):
         super().__init__()
         self.config = {"species": list(species), "cutoff": cutoff, "atomic_energies": atomic_energies,
-                       "avg_num_neighbors": avg_num_neighbors, "hidden": hidden}
+                       "avg_num_neighbors": avg_num_neighbors, "hidden": hidden, "scale": scale, "shift": shift}
         table = torch.zeros(max(species) + 1, dtype=torch.long)
         table[torch.tensor(species)] = torch.arange(len(species))
         self.register_buffer("index_of_z", table)
@@ -28,7 +29,7 @@ class PairModel(torch.nn.Module):
         self.cutoff = cutoff
         self.embedding = torch.nn.Embedding(len(species), 4)
         self.mlp = torch.nn.Sequential(torch.nn.Linear(9, hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, 1))
-        self.scale = 1.0 / avg_num_neighbors
+        self.scale, self.shift = scale / avg_num_neighbors, shift
 
     def forward(self, graph: Graph) -> torch.Tensor:
         kinds = self.index_of_z[graph.species]
@@ -37,13 +38,13 @@ class PairModel(torch.nn.Module):
         envelope = 0.5 * (torch.cos(torch.pi * r / self.cutoff) + 1)
         features = torch.cat([r, self.embedding(kinds[sender]), self.embedding(kinds[receiver])], dim=1)
         pair = self.mlp(features) * envelope * self.scale
-        atomic = self.atomic_energies[kinds] + torch.zeros_like(graph.positions[:, 0]).index_add(
+        atomic = self.atomic_energies[kinds] + self.shift + torch.zeros_like(graph.positions[:, 0]).index_add(
             0, receiver, pair[:, 0])
         return per_graph_sum(atomic, graph.batch, graph.num_graphs)
 
 
-def build_pair_model(species, cutoff, atomic_energies=None, avg_num_neighbors=1.0, hidden=8):
-    return PairModel(species, cutoff, atomic_energies, avg_num_neighbors, hidden)
+def build_pair_model(species, cutoff, atomic_energies=None, avg_num_neighbors=1.0, hidden=8, scale=1.0, shift=0.0):
+    return PairModel(species, cutoff, atomic_energies, avg_num_neighbors, hidden, scale, shift)
 
 
 def synthetic_molecules(count: int, seed: int = 0):

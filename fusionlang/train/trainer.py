@@ -101,14 +101,27 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def _model_keywords(config: Config, train_structures) -> dict:
+    """build_model's keywords from the training set: the species, the least-squares atomic energies E0,
+    the mean number of neighbours, and the scale/shift of the learned per-atom energies (the RMS of the
+    force components, or without forces the spread of the per-atom energies left after E0; the mean
+    of the latter as the shift).  Keys of [model] override any of them."""
     from fusionlang.data import atomic_reference_energies, average_num_neighbors
 
     species = sorted({int(z) for atoms in train_structures for z in atoms.numbers})
     keywords = {"species": species, "cutoff": config.data.cutoff,
                 "avg_num_neighbors": float(average_num_neighbors(train_structures, config.data.cutoff))}
     if "energy" in train_structures[0].info:
-        keywords["atomic_energies"] = {int(z): float(e) for z, e in
-                                       atomic_reference_energies(train_structures).items()}
+        reference = {int(z): float(e) for z, e in atomic_reference_energies(train_structures).items()}
+        keywords["atomic_energies"] = reference
+        left = np.array([(atoms.info["energy"] - sum(reference[int(z)] for z in atoms.numbers)) / len(atoms)
+                         for atoms in train_structures])
+        forces = [atoms.arrays["forces"] for atoms in train_structures if "forces" in atoms.arrays]
+        if forces:
+            scale = float(np.sqrt(np.mean(np.concatenate(forces) ** 2)))
+        else:
+            scale = float(np.std(left))
+        keywords["scale"] = scale if scale > 0 else 1.0
+        keywords["shift"] = float(np.mean(left))
     keywords.update(config.model_options)
     return keywords
 
