@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-MD_KEYS = ("time_ps", "timestep_fs", "temperature_K", "thermostat", "dtype")
+MD_KEYS = ("time_ps", "timestep_fs", "temperature_K", "thermostat", "dtype", "seeds")
 DATASET_KEYS = ("models", "md", "data", "train")
 
 
@@ -62,14 +62,23 @@ def planned_runs(study: dict) -> list[tuple[str, str, int]]:
     return runs
 
 
+def md_runs(study: dict) -> list[tuple[str, str, int]]:
+    """The runs whose trained model also runs MD: datasets with `md` (default true), `[md] seeds`
+    (default: every seed)."""
+    seeds = study.get("md", {}).get("seeds", study["study"]["seeds"])
+    return [(d, m, s) for d, m, s in planned_runs(study)
+            if study.get("dataset", {}).get(d, {}).get("md", True) and s in seeds]
+
+
 def budget(study: dict) -> dict:
-    """Minutes per run (total / #runs) and its split into training, MD and the rest (evaluation)."""
+    """The wall-clock plan: `train_share` of the total split evenly over the runs' training, `md_share`
+    over the MD runs (each capped at its part), the rest left for evaluations and start-up."""
     head = study["study"]
-    runs = len(planned_runs(study))
-    per_run = head.get("total_minutes", 120.0) / runs
-    return {"runs": runs, "total_minutes": head.get("total_minutes", 120.0), "per_run_minutes": per_run,
-            "train_minutes": per_run * head.get("train_share", 0.6),
-            "md_minutes": per_run * head.get("md_share", 0.3)}
+    runs, simulated = len(planned_runs(study)), len(md_runs(study))
+    total = head.get("total_minutes", 120.0)
+    return {"runs": runs, "md_runs": simulated, "total_minutes": total, "per_run_minutes": total / runs,
+            "train_minutes": total * head.get("train_share", 0.6) / runs,
+            "md_minutes": total * head.get("md_share", 0.3) / simulated if simulated else 0.0}
 
 
 def run_dir(study: dict, dataset: str, model: str, seed: int) -> Path:
@@ -144,6 +153,7 @@ def md_run(study: dict, config: dict, out: Path, seed: int) -> None:
         return
     settings = {"time_ps": 10.0, "timestep_fs": 0.5, "temperature_K": 500.0, "thermostat": "nve",
                 "dtype": "float64", **study.get("md", {})}
+    settings.pop("seeds", None)
     dtype = torch.float64 if settings.pop("dtype") == "float64" else torch.float32
     final = torch.load(out / "model.pt", map_location="cpu", weights_only=False)
     model = build(final["model_name"], **final["model_config"]).to(dtype)
@@ -163,9 +173,10 @@ def _shown(path: Path) -> str:
 
 def run_study(study_path: Path, study: dict) -> None:
     plan = budget(study)
-    print(f"{plan['runs']} runs in {plan['total_minutes']:.0f} min: {plan['per_run_minutes']:.2f} min each "
-          f"({plan['train_minutes']:.2f} training, MD at most {plan['md_minutes']:.2f})", flush=True)
+    print(f"{plan['runs']} runs in {plan['total_minutes']:.0f} min: {plan['train_minutes']:.2f} min of training "
+          f"each, {plan['md_runs']} MD runs of at most {plan['md_minutes']:.2f} min", flush=True)
     pairs_written = set()
+    md = set(md_runs(study))
     for number, (dataset, model, seed) in enumerate(planned_runs(study), start=1):
         config = run_config(study, dataset, model, seed)
         out = run_dir(study, dataset, model, seed)
@@ -183,7 +194,7 @@ def run_study(study_path: Path, study: dict) -> None:
         print(f"[{number}/{plan['runs']}] {dataset} {model} seed {seed}", flush=True)
         started = time.perf_counter()
         train_run(config_path, out)
-        if study.get("dataset", {}).get(dataset, {}).get("md", True):
+        if (dataset, model, seed) in md:
             md_run(study, config, out, seed)
         print(f"[{number}/{plan['runs']}] done in {time.perf_counter() - started:.0f} s", flush=True)
 
@@ -290,9 +301,9 @@ def table(study: dict) -> str:
     found = collect(study)
     plan = budget(study)
     head = study["study"]
-    lines = [f"Results of {head.get('label', head.get('name', 'the study'))}: {plan['runs']} runs, "
-             f"{plan['per_run_minutes']:.1f} min each ({plan['train_minutes']:.1f} min of training, MD capped at "
-             f"{plan['md_minutes']:.1f} min), from `{head.get('results', 'science/results')}`. "
+    lines = [f"Results of {head.get('label', head.get('name', 'the study'))}: {plan['runs']} runs of "
+             f"{plan['train_minutes']:.1f} min of training, {plan['md_runs']} MD runs capped at "
+             f"{plan['md_minutes']:.1f} min, from `{head.get('results', 'science/results')}`. "
              "Errors on the test split, mean ± standard deviation (n-1) over the seeds that finished; "
              "MD: stable runs / runs, the simulated time reached and the NVE energy drift.",
              "",

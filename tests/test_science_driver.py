@@ -102,8 +102,11 @@ def test_budget_is_split_evenly(toy_study):
     run = driver()
     study = run.load_study(toy_study / "study.toml")
     plan = run.budget(study)
-    assert plan["runs"] == 2 and plan["per_run_minutes"] == pytest.approx(1.0)
+    assert plan["runs"] == 2 and plan["md_runs"] == 2 and plan["per_run_minutes"] == pytest.approx(1.0)
     assert plan["train_minutes"] == pytest.approx(0.6) and plan["md_minutes"] == pytest.approx(0.3)
+    study["md"]["seeds"] = [0]                       # MD for one seed: the MD share goes to that run
+    assert run.budget(study)["md_minutes"] == pytest.approx(0.6)
+    assert run.md_runs(study) == [("toy", TOY, 0)]
     config = run.run_config(study, "toy", TOY, 1)
     assert config["train"]["max_minutes"] == pytest.approx(0.6) and config["train"]["seed"] == 1
 
@@ -113,5 +116,6 @@ def test_the_real_study_plans_within_two_hours():
     study = run.load_study(ROOT / "science" / "configs" / "study.toml")
     plan = run.budget(study)
     assert plan["total_minutes"] <= 120 and len(study["study"]["seeds"]) == 3
+    assert plan["md_runs"] == 8                      # ethanol and aspirin, 4 models, the first seed
     quick = run.budget(run.load_study(ROOT / "science" / "configs" / "quick.toml"))
     assert quick["total_minutes"] <= 10

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         train(config, out_dir=args.out, resume=args.resume)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
+        return exc.exit_code
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

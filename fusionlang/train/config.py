@@ -91,7 +91,10 @@ SECTIONS = {"data": DataConfig, "train": TrainSettings, "output": OutputConfig}
 
 
 class ConfigError(FusionError):
-    """A configuration file (or value) that cannot be used; carries a T-coded diagnostic."""
+    """A configuration file (or value) that cannot be used; carries a T-coded diagnostic.  `exit_code`
+    follows fusionc's: 1 for errors in the file, 2 for a file that cannot be read."""
+
+    exit_code = 1
 
 
 def _key_span(source: str | None, section: str | None, key: str) -> Span | None:
@@ -196,7 +199,9 @@ def load_config(path: str | Path) -> Config:
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise _error("T001", f"cannot read the config file: {exc.strerror or exc}", str(path), None) from None
+        error = _error("T001", f"cannot read the config file: {exc.strerror or exc}", str(path), None)
+        error.exit_code = 2
+        raise error from None
     try:
         raw = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
