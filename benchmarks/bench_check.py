@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fusionlang.budget import Limits  # noqa: E402
-from fusionlang.check import check  # noqa: E402
+from fusionlang.cost.budget import Limits  # noqa: E402
+from fusionlang.frontend.check import check  # noqa: E402
 from fusionlang.frontend import analyze  # noqa: E402
 from fusionlang.ir import lower  # noqa: E402
-from fusionlang.syntax import parse  # noqa: E402
+from fusionlang.frontend.syntax import parse  # noqa: E402
 
 TEMPLATES = [
     # (lines, text) with {i} the diagram number: realistic blocks in the style of the examples

@@ -1,4 +1,4 @@
-"""Cold and warm load times of the coupling tables (fusionlang.coupling), each in a fresh process.
+"""Cold and warm load times of the coupling tables (fusionlang.symmetry.coupling), each in a fresh process.
 
     python benchmarks/bench_coupling.py               # measure, print, update docs/coupling.md
     python benchmarks/bench_coupling.py --no-write    # measure and print only
@@ -29,8 +29,8 @@ START, END = "<!-- timings:start -->", "<!-- timings:end -->"
 CHILD = r"""
 import json, os, time
 t0 = time.perf_counter()
-from fusionlang import coupling
-from fusionlang.groups import Irrep
+from fusionlang.symmetry import coupling
+from fusionlang.symmetry.groups import Irrep
 t1 = time.perf_counter()
 paths = coupling.warm_cache()
 t2 = time.perf_counter()
@@ -70,7 +70,7 @@ def table(res: dict, repeat: int) -> str:
         return statistics.median(r[key] for r in rows)
     sizes = res["cold"][0]["bytes"]
     lines = [
-        "| case | `warm_cache()` (all tables) | first `cg` after load | cached `cg` call | `import fusionlang.coupling` |",
+        "| case | `warm_cache()` (all tables) | first `cg` after load | cached `cg` call | `import fusionlang.symmetry.coupling` |",
         "|---|---|---|---|---|",
     ]
     for name, label in (("cold", "cold (empty cache dir: compute + write)"), ("warm", "warm (read + sha256 check)")):

@@ -1,4 +1,4 @@
-"""Calibrates the planner's cost model (fusionlang/contract_order.py) on this machine.
+"""Calibrates the planner's cost model (fusionlang/cost/contract_order.py) on this machine.
 
     python benchmarks/bench_primitives.py
 

@@ -148,7 +148,7 @@ GRID = [("16x(0e + 1o)", "16x(0e + 1o)"),
 
 def calibrate(repeat: int) -> str:
     """The pair form and the contractions, both forced, on GRID: measured and modelled ratios."""
-    from fusionlang import plan as planner
+    from fusionlang.backend import plan as planner
     from fusionlang.api import compile_analysis
     from fusionlang.frontend import analyze
     lines = ["| A | B | fwd pair / contractions (ms) | fwd+bwd pair / contractions (ms) | measured ratio (fwd+bwd) | "

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fusionlang.api import compile_file  # noqa: E402
-from fusionlang.emit_torch import forward_argument_names  # noqa: E402
+from fusionlang.backend.emit_torch import forward_argument_names  # noqa: E402
 
 EXAMPLES = ["edge_message.fus", "radial_external.fus", "three_body.fus"]
 

@@ -181,7 +181,7 @@ def matmul_rate() -> float:
 def plan_numbers(name: str) -> dict:
     """The planner's FLOPs for this case and the best order found by exhaustive search per contraction."""
     from fusionlang.api import compile_source
-    from fusionlang.contract_order import order_for
+    from fusionlang.cost.contract_order import order_for
     case = CASES[name]
     three = case.get("three_body", False)
     ins = "in y1 : sh({0})\n in y2 : sh({0})".format(case["l"]) if three else f"in y1 : sh({case['l']})"
@@ -189,7 +189,7 @@ def plan_numbers(name: str) -> dict:
     text = (f"group O3\ndiagram B {{\n in h : {case['h']}\n {ins}\n out m : {case['out']}\n"
             f" m = fuse({args}) [weights={case['mode']}]\n}}\n")
     plan = compile_source(text).plans["B"]
-    from fusionlang import plan as planner
+    from fusionlang.backend import plan as planner
     plan = planner.plan_diagram(plan.diagram, batch=case["batch"])
     chosen = plan.flops
     best = 0

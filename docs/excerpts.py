@@ -386,8 +386,8 @@ def check(paths: list[Path], write: bool = False, jobs: int = 2) -> str:
 
 SIGNATURE_SPAN = re.compile(r"`(?:def\s+)?((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)\((.*?)\)(?:\s*->[^`]*)?`")
 SIGNATURE_DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\((.*)\)\s*(?:->.*)?:?\s*$")
-SIGNATURE_HOMES = ("fusionlang", "fusionlang.api", "fusionlang.reference", "fusionlang.coupling",
-                   "fusionlang.render", "fusionlang.wigner", "fusionlang.plan")
+SIGNATURE_HOMES = ("fusionlang", "fusionlang.api", "fusionlang.reference", "fusionlang.symmetry.coupling",
+                   "fusionlang.render", "fusionlang.symmetry.wigner", "fusionlang.backend.plan")
 
 
 @dataclass

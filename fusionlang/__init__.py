@@ -1,9 +1,11 @@
 """fusionlang: a compiler for SU(2)/O(3) fusion diagrams (.fus) to PyTorch modules and pictures."""
-__version__ = "0.1.0"
+from importlib import import_module
 
-from .budget import Limits  # noqa: E402
-from .diagnostics import Diagnostic, FusionError, InternalError  # noqa: E402
-from .frontend import Analysis, analyze, analyze_file  # noqa: E402
+from . import render  # noqa: F401  (installs Jupyter's picture of a Diagram: ir.Diagram.svg_renderer)
+from .cost.budget import Limits
+from .diagnostics import Diagnostic, FusionError, InternalError
+from .frontend import Analysis, analyze, analyze_file
+from .version import __version__
 
 __all__ = ["Diagnostic", "FusionError", "InternalError", "Limits", "Analysis", "analyze", "analyze_file",
            "compile_source", "compile_file", "CompiledProgram", "__version__"]
@@ -17,7 +19,6 @@ def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fusionlang' has no attribute {name!r}")
-    from importlib import import_module
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

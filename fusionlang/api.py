@@ -4,13 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .diagnostics import Diagnostic, FusionError
 from . import generated
-from .emit_torch import emit_module_source
+from .backend.emit_torch import emit_module_source
+from .backend.plan import PLAN_BATCH, Plan, plan_diagram
+from .diagnostics import Diagnostic, FusionError
 from .frontend import Analysis, analyze, analyze_file
 from .names import python_name
-from .plan import PLAN_BATCH, Plan, plan_diagram
+from .render import RenderError, dot_to, to_dot_file
 from .triton_backend import select_backend
+from .triton_backend.emit import emit_triton_module_source
 
 
 @dataclass
@@ -28,7 +30,6 @@ class CompiledProgram:
 
     def _repr_svg_(self):
         """Jupyter shows every diagram of the program (None when graphviz's dot is missing)."""
-        from .render import RenderError, dot_to, to_dot_file
         try:
             return dot_to("svg", to_dot_file(self.analysis.diagrams)).decode("utf-8")
         except RenderError:
@@ -47,9 +48,7 @@ def compile_analysis(analysis: Analysis, batch: int = PLAN_BATCH, form: str = "c
     open_diagrams = [d for d in analysis.diagrams if not d.is_closed]
     plans = {d.name: plan_diagram(d, batch, form, graph=graph_rewrites) for d in open_diagrams}
     closed = [d.name for d in analysis.diagrams if d.is_closed]
-    emit = emit_module_source
-    if backend == "triton":
-        from .triton_backend.emit import emit_triton_module_source as emit
+    emit = emit_triton_module_source if backend == "triton" else emit_module_source
     python = emit(list(plans.values()), Path(analysis.file).name, closed)
     # A real module (fusionlang.generated.m<digest>): pickle, torch.compile and friends find it by name.
     module = generated.load(python)

@@ -28,10 +28,9 @@ import math
 from fractions import Fraction
 from itertools import product
 
-from .check import weight_mode
-from .coupling import _FACT, _racah_sum
-from .ir import Diagram
-from .paths import vertex_paths
+from .ir import Diagram, weight_mode
+from .symmetry.coupling import _FACT, _racah_sum
+from .symmetry.paths import vertex_paths
 
 
 class NotEvaluable(ValueError):

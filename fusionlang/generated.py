@@ -21,7 +21,7 @@ import sys
 import types
 import warnings
 
-from .coupling import cache_path
+from .symmetry.coupling import cache_path
 from .files import write_atomic
 
 PREFIX = __name__ + "."

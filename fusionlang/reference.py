@@ -18,11 +18,11 @@ import math
 import numpy as np
 import opt_einsum as oe
 
-from .check import weight_mode
-from .coupling import cg, cg_exact
-from .ir import Diagram
-from .paths import Path, vertex_paths
-from .symmetric import vertex_bases
+from .exact import evaluate_exact
+from .ir import Diagram, weight_mode
+from .symmetry.coupling import cg, cg_exact
+from .symmetry.paths import Path, vertex_paths
+from .symmetry.symmetric import vertex_bases
 
 MAX_DENSE_ENTRIES = 50_000_000
 
@@ -285,7 +285,6 @@ def evaluate_closed(diagram: Diagram, exact: bool = False):
         raise ValueError(f"diagram {diagram.name} is open")
     if exact:
         # Exact arithmetic end to end (exact.py): never a float rounded back into a rational.
-        from .exact import evaluate_exact
         return evaluate_exact(diagram)
     symbols: dict[str, str] = {}
     operands, specs = [], []

@@ -38,7 +38,10 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import networkx as nx
+
 from .files import write_atomic
+from .ir import Diagram, weight_mode
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 FORMATS = IMAGE_FORMATS + ("dot",)
@@ -124,7 +127,6 @@ def _wire_label(name: str, irreps) -> str:
 
 
 def _vertex_label(data: dict, diagram) -> str:
-    from .check import weight_mode
     kind = data["kind"]
     mode = weight_mode(data, diagram)
     if kind == "fuse":
@@ -175,7 +177,6 @@ def closed_layout(diagram, radius: float = 1.6) -> dict[str, tuple[float, float]
     triangle around its centre); anything else goes round a circle in
     written order (the 9j network's hexagon).  Deterministic.
     """
-    import networkx as nx
     nodes = [n for n, _ in diagram.vertices()]
     if len(nodes) <= 2:
         return {n: (1.5 * radius * i, 0.0) for i, n in enumerate(nodes)}
@@ -424,56 +425,5 @@ def to_svg(diagram, plan_steps: Mapping[str, int] | None = None) -> str | None:
         return None
 
 
-# -- fusionc render -------------------------------------------------------------
-
-def register_cli(sub, add_common) -> None:
-    p = sub.add_parser("render", help="draw diagrams as .svg, .png, .pdf or .dot",
-                       description="Draw the diagrams of a .fus file (all in one picture by default).")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--diagram", action="append", metavar="NAME", default=None,
-                   help="draw only this diagram (repeat for several)")
-    p.add_argument("-o", "--output", metavar="OUT", default=None,
-                   help="output path; its extension (.svg .png .pdf .dot) picks the format "
-                        "(default: FILE's name with .svg, in the current directory)")
-    p.add_argument("--plan", action="store_true",
-                   help="badge each vertex with its step in the planner's contraction order")
-    add_common(p)
-    p.set_defaults(func=cmd_render)
-
-
-def cmd_render(args) -> int:
-    from .cli import EXIT_ERRORS, EXIT_OK, UsageError, _load_checked
-    out = args.output or (Path(args.file).stem + ".svg")
-    try:
-        _format_of(out)
-    except UnsupportedFormat as exc:
-        raise UsageError(str(exc)) from None
-    steps_of = None
-    if args.plan:
-        try:
-            from .plan import plan_steps as steps_of
-        except ImportError as exc:
-            raise UsageError(f"the planner overlay (--plan) is not available in this build ({exc}); "
-                             "render without --plan") from None
-    analysis = _load_checked(args.file, args.format)
-    if analysis is None:
-        return EXIT_ERRORS
-    if not analysis.diagrams:
-        raise UsageError(f"{args.file}: there is no diagram to draw")
-    try:
-        chosen = select(analysis.diagrams, args.diagram)
-    except KeyError as exc:
-        raise UsageError(f"{args.file}: {exc.args[0]}") from None
-    plan = {d.name: steps_of(d) for d in chosen} if steps_of else None
-    try:
-        written = render(chosen, out, plan_steps=plan)
-    except RenderError as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"{out}: {exc.strerror or exc}") from None
-    if args.format == "json":
-        import json
-        print(json.dumps({"output": str(written)}))
-    else:
-        print(written)
-    return EXIT_OK
+# Jupyter's display hook: see ir.Diagram.svg_renderer.
+Diagram.svg_renderer = to_svg

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .wigner import irreps_D, random_rotation
+from .symmetry.wigner import irreps_D, random_rotation
 
 TOLERANCE = 1e-9      # float64; errors are relative to the output's largest entry
 

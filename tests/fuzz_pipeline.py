@@ -156,7 +156,7 @@ def _cli_exit_code(argv: list[str]) -> tuple[int, str]:
 def run_case(data: bytes, index: int, workdir: Path) -> str | None:
     """None when the pipeline behaved; otherwise a one-paragraph description of what went wrong."""
     from fusionlang.api import compile_analysis
-    from fusionlang.fmt import format_source
+    from fusionlang.frontend.fmt import format_source
     from fusionlang.frontend import analyze, analyze_bytes
 
     started = time.process_time()       # CPU time: a loaded machine does not make check slow

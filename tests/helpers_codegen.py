@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from fusionlang.emit_torch import forward_argument_names
-from fusionlang.emit_torch import internal_weight_name as emit_internal_weight_name
+from fusionlang.backend.emit_torch import forward_argument_names
+from fusionlang.backend.emit_torch import internal_weight_name as emit_internal_weight_name
 from fusionlang.names import derived_name
 from fusionlang.reference import evaluate
 from fusionlang.verify import graph_rows, random_graph

@@ -21,8 +21,8 @@ import fusionlang
 from fusionlang import names as pynames
 from fusionlang.api import compile_file, compile_source
 from fusionlang.diagnostics import FusionError
-from fusionlang.emit_torch import emit_module_source
-from fusionlang.syntax import KEYWORDS as FUS_KEYWORDS
+from fusionlang.backend.emit_torch import emit_module_source
+from fusionlang.frontend.syntax import KEYWORDS as FUS_KEYWORDS
 
 from helpers_codegen import ROOT, TOL, example_files, external_vertices, module_vs_reference
 
@@ -362,7 +362,7 @@ diagram Two {
 @pytest.mark.parametrize("path", [p for p in example_files() if "external" in p.read_text()], ids=lambda p: p.name)
 def test_plan_reports_external_weights(path, capsys):
     from fusionlang.cli import main
-    from fusionlang.emit_torch import forward_argument_names
+    from fusionlang.backend.emit_torch import forward_argument_names
     assert main(["plan", str(path)]) == 0
     headlines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("diagram ")]
     program = compile_file(path)

@@ -1,4 +1,4 @@
-"""Tests of fusionlang.coupling: CG tensors, exact values, 6j/9j, and the disk cache."""
+"""Tests of fusionlang.symmetry.coupling: CG tensors, exact values, 6j/9j, and the disk cache."""
 import os
 import subprocess
 import sys
@@ -11,10 +11,10 @@ import pytest
 import sympy
 from sympy.physics.wigner import clebsch_gordan
 
-from fusionlang import coupling
-from fusionlang.coupling import cg, cg_exact, ninej, real_to_complex, sixj
-from fusionlang.groups import GROUPS, Irrep
-from fusionlang.wigner import random_rotation, wigner_D
+from fusionlang.symmetry import coupling
+from fusionlang.symmetry.coupling import cg, cg_exact, ninej, real_to_complex, sixj
+from fusionlang.symmetry.groups import GROUPS, Irrep
+from fusionlang.symmetry.wigner import random_rotation, wigner_D
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

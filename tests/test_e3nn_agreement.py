@@ -19,7 +19,7 @@ LABELS = ["0e", "0o", "1o", "1e", "2e", "2o", "3o"]
 
 
 def reachable(in1, in2):
-    from fusionlang.groups import GROUPS, parse_irreps
+    from fusionlang.symmetry.groups import GROUPS, parse_irreps
     g = GROUPS["O3"]
     a, b = parse_irreps(g, in1), parse_irreps(g, in2)
     return sorted({str(c) for x in a for y in b for c in g.product(x.irrep, y.irrep)},

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 from fusionlang import cli
-from fusionlang.fmt import format_source
-from fusionlang.syntax import ParseFailed, parse
+from fusionlang.frontend.fmt import format_source
+from fusionlang.frontend.syntax import ParseFailed, parse
 
 from frontend_corpus import example_sources
 from test_frontend_fuzz import PROGRAMS

@@ -1,6 +1,6 @@
 """Fuzzing the front end (reproducible: derandomized hypothesis and seeded mutations).
 
-(a) programs generated from grammar/fusion.lark with hypothesis' from_lark;
+(a) programs generated from fusionlang/frontend/grammar/fusion.lark with hypothesis' from_lark;
 (b) token- and byte-level mutations of every example (LANGUAGE.md blocks and
     examples/diagrams/*.fus).
 
@@ -21,7 +21,7 @@ from hypothesis.extra.lark import from_lark
 
 from fusionlang import cli
 from fusionlang.frontend import analyze, analyze_bytes
-from fusionlang.syntax import KEYWORDS, parser
+from fusionlang.frontend.syntax import KEYWORDS, parser
 
 from frontend_corpus import example_sources, span_problems
 

@@ -22,7 +22,7 @@ import pytest
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(GOLDEN.parents[1]))
 
-from fusionlang.cli import EXIT_ERRORS, EXIT_OK, _report  # noqa: E402
+from fusionlang.cli.common import EXIT_ERRORS, EXIT_OK, _report  # noqa: E402
 from fusionlang.frontend import analyze_bytes  # noqa: E402
 
 UPDATE = os.environ.get("FUSION_UPDATE_GOLDEN") == "1"

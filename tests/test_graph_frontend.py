@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from fusionlang import render as R
-from fusionlang.fmt import format_source
+from fusionlang.frontend.fmt import format_source
 from fusionlang.frontend import analyze
-from fusionlang.syntax import parse
+from fusionlang.frontend.syntax import parse
 
 INTERACTION = """group O3
 

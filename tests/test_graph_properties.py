@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fusionlang.api import compile_source
-from fusionlang.emit_torch import forward_argument_names
+from fusionlang.backend.emit_torch import forward_argument_names
 from fusionlang.verify import equivariance_error
 
 from helpers_codegen import float64_default, reference_outputs, relative_error  # noqa: F401

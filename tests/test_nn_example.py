@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fusionlang.wigner import random_rotation, rotation_matrix
+from fusionlang.symmetry.wigner import random_rotation, rotation_matrix
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "nn.md"
 

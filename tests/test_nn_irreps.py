@@ -4,7 +4,7 @@ import pytest
 import torch
 from e3nn import o3
 
-from fusionlang import groups
+from fusionlang.symmetry import groups
 from fusionlang.nn import Irrep, Irreps, MulIr
 
 STRINGS = ["16x0e+8x1o", "16x0e + 8x1o", "0e", "1x0e+1x1o+1x2e", "2x1e + 3x0o + 1x1e + 4x2o", "0x1o+2x0e", ""]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import fusionlang.nn as fnn
-from fusionlang.wigner import random_rotation
+from fusionlang.symmetry.wigner import random_rotation
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,10 +6,10 @@ import pytest
 import torch
 from e3nn import o3
 
-from fusionlang.coupling import cg, real_to_complex
+from fusionlang.symmetry.coupling import cg, real_to_complex
 from fusionlang.nn import Irreps, SphericalHarmonics, spherical_harmonics
 from fusionlang.nn.spherical_harmonics import _FUNCTION_CACHE, _constants, _real_top_coupling
-from fusionlang.wigner import _su2_D, random_rotation, rotation_matrix, wigner_D
+from fusionlang.symmetry.wigner import _su2_D, random_rotation, rotation_matrix, wigner_D
 
 NORMALIZATIONS = ["integral", "component", "norm"]
 
@@ -76,7 +76,7 @@ def test_batch_shapes_zero_vector_and_float32():
 
 
 def test_recurrence_uses_the_repos_coupling_tensor():
-    """The closed-form (l-1) x 1 -> l tensor is fusionlang.coupling.cg, e3nn's wigner_3j * sqrt(2l+1)."""
+    """The closed-form (l-1) x 1 -> l tensor is fusionlang.symmetry.coupling.cg, e3nn's wigner_3j * sqrt(2l+1)."""
     for l in range(2, 9):
         assert np.allclose(_real_top_coupling(l), cg("O3", f"{l - 1}{'eo'[(l - 1) % 2]}", "1o", f"{l}{'eo'[l % 2]}"),
                            atol=1e-13)

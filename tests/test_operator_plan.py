@@ -8,7 +8,7 @@ pairwise plans alone.
 import pytest
 import torch
 
-from fusionlang import plan as planner
+from fusionlang.backend import plan as planner
 from fusionlang.api import compile_source
 from fusionlang.verify import equivariance_error
 from helpers_codegen import float64_default, module_vs_reference  # noqa: F401 (an autouse fixture)

@@ -252,7 +252,7 @@ def test_cli_plan(tmp_path):
     out = tmp_path / "p.dot"
     r = run_cli("render", "examples/diagrams/interaction_block.fus", "--plan", "-o", out)
     try:
-        plan = importlib.import_module("fusionlang.plan")
+        plan = importlib.import_module("fusionlang.backend.plan")
         available = hasattr(plan, "plan_steps")
     except ImportError:
         available = False

@@ -1,4 +1,4 @@
-"""Symmetric fusion (LANGUAGE.md section 10): the basis of fusionlang/symmetric.py.
+"""Symmetric fusion (LANGUAGE.md section 10): the basis of fusionlang/symmetry/symmetric.py.
 
 The rank of every basis is compared with the multiplicity of the output irrep in
 the symmetric power Sym^n of one channel's irreps, computed here from characters
@@ -13,11 +13,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fusionlang import symmetric
+from fusionlang.symmetry import symmetric
 from fusionlang.frontend import analyze
-from fusionlang.groups import GROUPS, Irrep, parse_irreps
+from fusionlang.symmetry.groups import GROUPS, Irrep, parse_irreps
 from fusionlang.reference import vertex_tensor
-from fusionlang.symmetric import symmetric_basis
+from fusionlang.symmetry.symmetric import symmetric_basis
 
 # ----------------------------------------------------------------------------- characters
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fusionlang.fmt import format_source
+from fusionlang.frontend.fmt import format_source
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 3
@@ -61,7 +61,7 @@ def slow_fdopen(fd, mode="r", *args, **kwargs):
 io.open = builtins.open = slow_open
 os.fdopen = slow_fdopen
 if sys.argv[1] == "cache":
-    from fusionlang.coupling import warm_cache
+    from fusionlang.symmetry.coupling import warm_cache
     warm_cache()
 else:
     from fusionlang.cli import main
@@ -187,7 +187,7 @@ def test_build_outputs_are_atomic(tmp_path):
 
 
 def test_coefficient_cache_is_atomic(tmp_path):
-    from fusionlang.coupling import _read_table, cache_path
+    from fusionlang.symmetry.coupling import _read_table, cache_path
     rng = random.Random(10)
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -204,14 +204,14 @@ def test_coefficient_cache_is_atomic(tmp_path):
 
 @pytest.mark.parametrize("kind", ["fifo", "directory"])
 def test_cache_skips_what_is_not_a_regular_file(tmp_path, kind):
-    from fusionlang.coupling import cache_path
+    from fusionlang.symmetry.coupling import cache_path
     name = os.path.basename(cache_path("SO3"))
     target = tmp_path / name
     if kind == "fifo":
         os.mkfifo(target)
     else:
         target.mkdir()
-    code = "from fusionlang.coupling import cg; print(cg('SO3', '1', '1', '2').shape)"
+    code = "from fusionlang.symmetry.coupling import cg; print(cg('SO3', '1', '1', '2').shape)"
     proc = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, FUSIONLANG_CACHE_DIR=str(tmp_path),
                                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")))

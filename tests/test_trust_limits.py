@@ -1,6 +1,6 @@
 """Issue 10, items 2-3: `check` bounds everything a compile would allocate or compute, with a located
 F054/F055/F056 (never rc 3), limits that a user can raise, and a mirror of the planner that agrees with
-the planner (fusionlang/budget.py).  Limits: docs/limits.md."""
+the planner (fusionlang/cost/budget.py).  Limits: docs/limits.md."""
 from __future__ import annotations
 
 import os
@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fusionlang import Limits, analyze
-from fusionlang import budget
-from fusionlang.check import weight_mode
-from fusionlang.groups import GROUPS, Irreps, MulIrrep
-from fusionlang.paths import fuse_paths, left_deep_labels
+from fusionlang.cost import budget
+from fusionlang.ir import weight_mode
+from fusionlang.symmetry.groups import GROUPS, Irreps, MulIrrep
+from fusionlang.symmetry.paths import fuse_paths, left_deep_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 HUGE = Limits(weights=1 << 60, constants=1 << 60, literals=1 << 60, intermediates=1 << 60, work=1 << 60,
@@ -78,8 +78,8 @@ def test_issue_examples_are_located_errors(name, tmp_path):
 def test_checking_an_issue_example_does_little_work(monkeypatch):
     """The time of checking is bounded by counting before enumerating: 16 operands of 1o would build
     hundreds of millions of partial coupling trees."""
-    import fusionlang.check as check_module
-    import fusionlang.paths as paths_module
+    import fusionlang.frontend.check as check_module
+    import fusionlang.symmetry.paths as paths_module
     counted, enumerated = [], []
     census, labels = check_module.fuse_census, paths_module.left_deep_labels
     monkeypatch.setattr(check_module, "fuse_census", lambda *a: counted.append(a) or census(*a))
@@ -141,8 +141,9 @@ def test_totals_are_per_file():
 
 
 def test_mirror_constants_match_planner():
-    assert budget.PLAN_BATCH == __import__("fusionlang.plan", fromlist=["PLAN_BATCH"]).PLAN_BATCH
-    from fusionlang import contract_order, plan
+    assert budget.PLAN_BATCH == __import__("fusionlang.backend.plan", fromlist=["PLAN_BATCH"]).PLAN_BATCH
+    from fusionlang.backend import plan
+    from fusionlang.cost import contract_order
     assert budget.MAX_FUSE_INPUTS == plan.MAX_FUSE_INPUTS
     assert budget.EDGES_PER_NODE == plan.EDGES_PER_NODE
     assert budget.CHANNEL_LETTERS == plan._CHANNEL_LETTERS and budget.COMPONENT_LETTERS == plan._COMPONENT_LETTERS
@@ -189,7 +190,7 @@ def vertices(draw):
 def _planned_numbers(vp):
     """What the planner's choice holds: dense constant elements, numbers written as literals, and the
     elements its forward writes at the planning batch (pairwise plans record it)."""
-    from fusionlang.emit_torch import _contiguous
+    from fusionlang.backend.emit_torch import _contiguous
     dense = literals = 0
     for c in vp.contractions:
         if c.constant.ndim:
@@ -214,8 +215,8 @@ def _planned_numbers(vp):
           suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(vertices())
 def test_mirror_agrees_with_the_planner(text):
-    from fusionlang.paths import vertex_paths
-    from fusionlang.plan import plan_vertex
+    from fusionlang.symmetry.paths import vertex_paths
+    from fusionlang.backend.plan import plan_vertex
     result = analyze(text, limits=HUGE)
     assume(result.ok)
     d = result.diagrams[0]
@@ -275,7 +276,7 @@ def test_census_finds_inner_irreps_beyond_the_limit_only_on_paths():
 @pytest.mark.parametrize("group_name", ["SO3", "SU2"])
 def test_nonzero_bound_of_coupling_tensors(group_name):
     """budget._Vertex.coefficients: at most 2 (real) or 1 (complex) nonzero entries per pair of fixed indices."""
-    from fusionlang.coupling import cg
+    from fusionlang.symmetry.coupling import cg
     group = GROUPS[group_name]
     per_pair = 1 if group.is_complex else 2
     step = 1 if group.allows_half else 2
@@ -301,7 +302,7 @@ def test_what_check_accepts_compiles_near_the_limits(tmp_path):
     result = analyze(text)
     assert result.ok
     d = result.diagrams[0]
-    from fusionlang.paths import vertex_paths
+    from fusionlang.symmetry.paths import vertex_paths
     node, data = d.vertices()[0]
     ins = [d.irreps(w) for w in data["inputs"]]
     outs = [d.irreps(w) for w in data["outputs"]]
@@ -328,8 +329,8 @@ def test_fuse_of_many_inputs_compiles_and_is_equivariant():
 def test_graph_and_symmetric_examples_are_bounded_above():
     """Graph diagrams (edge vertices planned for EDGES_PER_NODE times the rows, then rewritten) and
     symmetric fuses are checked with bounds: a limit just under what the planner chooses is refused."""
-    from fusionlang.check import check
-    from fusionlang.plan import plan_diagram
+    from fusionlang.frontend.check import check
+    from fusionlang.backend.plan import plan_diagram
     checked = 0
     for path in sorted((ROOT / "examples" / "diagrams").glob("*.fus")):
         text = path.read_text()

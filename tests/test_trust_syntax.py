@@ -76,7 +76,7 @@ def test_line_numbers_cost_one_pass_however_many_comments(monkeypatch):
     """Issue 10, item 13: offsets become line/column by bisection over the line starts, computed once
     per parse, not by counting newlines from the start for every comment (quadratic: 100k comment
     lines took two minutes).  The work is counted: characters scanned for newlines."""
-    from fusionlang import syntax
+    from fusionlang.frontend import syntax
     scanned = []
     real = syntax._line_starts
     monkeypatch.setattr(syntax, "_line_starts", lambda text: scanned.append(len(text)) or real(text))

@@ -1,10 +1,10 @@
-"""Tests of fusionlang.wigner: rotations and Wigner D matrices."""
+"""Tests of fusionlang.symmetry.wigner: rotations and Wigner D matrices."""
 import numpy as np
 import pytest
 
-from fusionlang.coupling import real_to_complex
-from fusionlang.groups import Irrep, Irreps, MulIrrep, parse_irreps
-from fusionlang.wigner import angles_from_matrix, irreps_D, random_rotation, rotation_matrix, wigner_D
+from fusionlang.symmetry.coupling import real_to_complex
+from fusionlang.symmetry.groups import Irrep, Irreps, MulIrrep, parse_irreps
+from fusionlang.symmetry.wigner import angles_from_matrix, irreps_D, random_rotation, rotation_matrix, wigner_D
 
 
 def compose(a1, a2):
@@ -168,8 +168,8 @@ def test_irreps_D_layout():
 
 def test_cg_equivariance_through_irreps_D(tmp_path, monkeypatch):
     """The mul_ir block D maps a CG product of two features consistently (O3, with inversion)."""
-    from fusionlang import coupling
-    from fusionlang.coupling import cg
+    from fusionlang.symmetry import coupling
+    from fusionlang.symmetry.coupling import cg
     monkeypatch.setenv("FUSIONLANG_CACHE_DIR", str(tmp_path))
     coupling.clear_memory_cache()
     rng = np.random.default_rng(0)

@@ -15,7 +15,10 @@ import re
 import numpy as np
 import torch
 
-from .. import groups
+from ..diagnostics import Diagnostic, Span
+from ..frontend import analyze
+from ..symmetry import groups
+from ..symmetry.wigner import angles_from_matrix, irreps_D
 
 __all__ = ["Irrep", "MulIr", "Irreps"]
 
@@ -169,9 +172,6 @@ def _terms_of_text(text: str) -> list[MulIr]:
 
 def _terms_by_language(text: str) -> list[MulIr]:
     """Parse an irreps expression with the `.fus` front end (parentheses, ``sh(L)``)."""
-    from ..diagnostics import Diagnostic, Span
-    from ..frontend import analyze
-
     if any(c in text for c in "{}#\n\r"):
         raise ValueError(f"`{text}` is not an irreps expression (write for example `16x0e + 8x1o`)")
     prefix = "    in x : "
@@ -371,8 +371,6 @@ class Irreps(tuple):
 
         ``k`` = 1 (or a tensor of 0/1) includes the inversion: blocks of odd irreps change sign.
         """
-        from ..wigner import irreps_D
-
         def arr(v):
             return v.detach().cpu().double().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, np.float64)
 
@@ -388,8 +386,6 @@ class Irreps(tuple):
 
     def D_from_matrix(self, R) -> torch.Tensor:
         """Representation matrix of an orthogonal 3x3 ``R`` (``det R = -1`` includes the inversion)."""
-        from ..wigner import angles_from_matrix
-
         R = torch.as_tensor(R, dtype=torch.float64)
         det = torch.linalg.det(R)
         k = (det < 0).double()

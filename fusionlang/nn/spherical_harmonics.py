@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..coupling import real_to_complex
+from ..symmetry.coupling import real_to_complex
 from ._buffers import ConstantBuffers, cast
 from .irreps import Irreps
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..coupling import cg
+from ..symmetry.coupling import cg
 from ._buffers import ConstantBuffers, cast
 from .irreps import Irrep, Irreps, MulIr
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 
-from .. import __version__
 from .. import names as pynames
-from ..emit_torch import GRAPH_HELPERS, HELPERS, _ModuleWriter
-from ..plan import Plan, VertexPlan
+from ..version import __version__
+from ..backend.emit_torch import GRAPH_HELPERS, HELPERS, _ModuleWriter
+from ..backend.plan import Plan, VertexPlan
 from .kernels import NUM_WARPS, KernelWriter
 from .spec import FuseSpec, fuse_spec, unsupported_reason
 

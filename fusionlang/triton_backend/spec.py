@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coupling import cg
-from ..plan import VertexPlan, _real, coupling
+from ..backend.plan import VertexPlan
+from ..symmetry.coupling import cg
+from ..symmetry.trees import coupling
+from ..symmetry.trees import real_part as _real
 
 # Coupling entries below this magnitude are rounding noise of the complex-to-real basis change
 # (exact zeros in the exact coefficients); dropping them changes results by less than 1e-15.

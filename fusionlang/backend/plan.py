@@ -22,17 +22,17 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 
+import networkx as nx
 import numpy as np
 
-from .check import weight_mode
-from .contract_order import (BMM_FLOP_WEIGHT, COPY_WEIGHT, MULSUM_WEIGHT, WRITE_WEIGHT, Step, left_to_right,
+from ..cost.contract_order import (BMM_FLOP_WEIGHT, COPY_WEIGHT, MULSUM_WEIGHT, WRITE_WEIGHT, Step, left_to_right,
                              order_for)
-from .coupling import cg
-from .groups import Group, Irrep, Irreps
-from .ir import Diagram
-from .paths import Path, vertex_paths
+from ..ir import Diagram, Wire, rebuild, weight_mode
+from ..symmetry.groups import Irreps
+from ..symmetry.paths import Path, vertex_paths
+from ..symmetry.symmetric import vertex_bases
+from ..symmetry.trees import coupling
 
 PLAN_BATCH = 1024     # the batch size the contraction order is optimised for
 # Graph diagrams are planned for V = batch nodes and E = EDGES_PER_NODE * V edges (a molecule with a
@@ -269,30 +269,6 @@ class Plan:
         return sum(len(v.paths) for v in self.vertices)
 
 
-# ----------------------------------------------------------------------------- coupling tensors
-
-
-def coupling(group: Group, irreps: tuple[Irrep, ...], inner: tuple[Irrep, ...], out: Irrep) -> np.ndarray:
-    """The isometric coupling of a left-deep tree: [d1, ..., dn, d_out], real float64."""
-    return _coupling(group.name, irreps, inner, out)
-
-
-@lru_cache(maxsize=4096)
-def _coupling(group_name: str, irreps, inner, out) -> np.ndarray:
-    labels = list(inner) + [out]
-    acc = _real(cg(group_name, irreps[0], irreps[1], labels[0]))
-    for r in range(2, len(irreps)):
-        step = _real(cg(group_name, labels[r - 2], irreps[r], labels[r - 1]))
-        acc = np.tensordot(acc, step, axes=([acc.ndim - 1], [0]))
-    acc.flags.writeable = False
-    return acc
-
-
-def _real(c: np.ndarray) -> np.ndarray:
-    # SU2's Condon–Shortley coefficients are real numbers stored as complex.
-    return np.ascontiguousarray(c.real) if np.iscomplexobj(c) else c
-
-
 # ----------------------------------------------------------------------------- weights and normalisation
 
 
@@ -426,14 +402,13 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
 
 
 def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
-    """A symmetric fuse as a uuu fuse over its basis functions (fusionlang/symmetric.py): one pseudo-path
+    """A symmetric fuse as a uuu fuse over its basis functions (fusionlang/symmetry/symmetric.py): one pseudo-path
     per (output term, basis vector), reading the sorted input terms of its multiset, with the basis
     block (normalisation folded in) as its coupling tensor.  Only sorted term choices are evaluated:
     for MACE's product basis 20 of the 64 ordered ones, with 20 weights per channel instead of 74.
 
     Weights: for each output term in written order, [rank, mul] (basis vector outer, channel inner).
     Returns (bases, paths, coefficients, weight shapes, tensors)."""
-    from .symmetric import vertex_bases
     bases = vertex_bases(group_name, ins[0], len(ins), out)
     paths, coeffs, shapes, tensors = [], [], [], []
     for c, (term, basis) in enumerate(zip(out, bases)):
@@ -769,7 +744,6 @@ def _fresh_wire(wires, stem: str) -> str:
 def _move_linears(diagram: Diagram, rows: dict, form: str, rewrites: list[str]) -> Diagram:
     """Move internal-weight `linear`s from the edges to the nodes across gathers and scatters while
     the cost model says it is cheaper; returns the rewritten diagram (or the diagram itself)."""
-    from .ir import Wire, rebuild
     current = diagram
     for _ in range(4 * len(diagram.vertices()) + 1):       # each move lowers the cost: this ends
         order = [current.graph.nodes[n] for n in _topological_vertices(current)]
@@ -961,7 +935,6 @@ def _peak_bytes(d: Diagram, v: VertexPlan, rows: int, nodes: int = 0) -> int:
 
 
 def _topological_vertices(diagram: Diagram) -> list[str]:
-    import networkx as nx
     g = nx.DiGraph()
     written = {n: d["index"] for n, d in diagram.vertices()}
     g.add_nodes_from(written)

@@ -35,7 +35,7 @@ from typing import Union
 
 import numpy as np
 
-from .files import write_atomic
+from ..files import write_atomic
 from .groups import GROUPS, MAX_TWO_J, Group, Irrep
 
 __all__ = [

@@ -58,6 +58,7 @@ import numpy as np
 
 from .groups import GROUPS, Irrep, Irreps, MulIrrep
 from .paths import Path, fuse_paths
+from .trees import coupling
 
 RANK_TOLERANCE = 1e-9    # singular values below this (relative to sqrt(d_out)) count as zero
 MAX_ERROR = 1e-12        # the checked accuracy of every basis
@@ -121,7 +122,6 @@ def symmetric_part(tensor: np.ndarray, terms: tuple[int, ...]) -> tuple[tuple[in
 
 @lru_cache(maxsize=1024)
 def _basis(group_name: str, irreps: tuple[Irrep, ...], order: int, out: Irrep) -> SymmetricBasis:
-    from .plan import coupling    # plan imports this module lazily; the tree couplings are shared
     group = GROUPS[group_name]
     if order < 2:
         raise ValueError("a symmetric fuse has at least two inputs")

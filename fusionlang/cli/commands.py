@@ -4,50 +4,48 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .files import write_atomic
-from .render import register_cli as _render
-
-
-def _cli():
-    from . import cli
-    return cli
+from ..api import compile_analysis
+from ..backend.emit_torch import _path_text, forward_argument_names
+from ..backend.plan import plan_diagram, plan_steps
+from ..build import build_all
+from ..exact import NotEvaluable, evaluate_exact
+from ..files import write_atomic
+from ..render import RenderError, UnsupportedFormat, _format_of, render, select
+from ..verify import TOLERANCE, equivariance_error
+from .common import EXIT_ERRORS, EXIT_OK, UsageError, _load_checked, add_limits, current_limits
 
 
 def _compiled(path: str, backend: str = "auto"):
-    from .api import compile_analysis
-    cli = _cli()
-    analysis = cli._load_checked(path)
+    analysis = _load_checked(path)
     if analysis is None:
         return None
     try:
         return compile_analysis(analysis, backend=backend)
     except ValueError as exc:     # a backend this machine cannot use (triton not installed)
-        raise cli.UsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 # -- compile ------------------------------------------------------------------
 
 def cmd_compile(args) -> int:
-    cli = _cli()
     program = _compiled(args.file, args.backend)
     if program is None:
-        return cli.EXIT_ERRORS
+        return EXIT_ERRORS
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".py")
     try:
         write_atomic(out, program.python)
     except OSError as exc:
-        raise cli.UsageError(f"{out}: {exc.strerror or exc}") from None
+        raise UsageError(f"{out}: {exc.strerror or exc}") from None
     names = ", ".join(program.modules) or "no open diagrams"
     kernels = "; with Triton kernels" if program.backend == "triton" else ""
     print(f"wrote {out} ({names}{kernels})", file=sys.stderr)
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 # -- plan -----------------------------------------------------------------------
 
 def _weights_headline(plan) -> str:
     """Internal weights (parameters), then external ones (forward arguments) with their shapes."""
-    from .emit_torch import forward_argument_names
     external = [v for v in plan.vertices if v.external and v.weight_numel]
     parts = [f"{plan.weight_numel} weights"] if plan.weight_numel or not external else []
     if external:
@@ -99,7 +97,6 @@ def format_plan(program, verbose: bool = False) -> str:
                          f"{_bytes(v.peak_bytes)}")
             if verbose:
                 for k in range(len(v.paths)):
-                    from .emit_torch import _path_text
                     lines.append(f"      path {k}: {_path_text(d, v, k)}")
             for c in v.contractions:
                 order = " ; ".join(s.equation for s in c.steps)
@@ -120,7 +117,6 @@ def format_plan(program, verbose: bool = False) -> str:
         lines.append(f"  modelled cost {plan.cost:,} vs naive {plan.naive_cost:,} ({gain:.2f}x; "
                      "FLOPs plus memory written plus per-call overhead, see docs/planner.md)")
         if d.is_graph:
-            from .plan import plan_diagram
             written = plan_diagram(plan.diagram, plan.batch, graph=False)
             lines.append(f"  the block vertex by vertex as written: modelled cost {written.cost:,} "
                          f"({written.cost / plan.cost if plan.cost else float('nan'):.2f}x the plan), "
@@ -138,31 +134,27 @@ def _bytes(n: int) -> str:
 
 
 def cmd_plan(args) -> int:
-    from .api import compile_analysis
-    cli = _cli()
-    analysis = cli._load_checked(args.file)
+    analysis = _load_checked(args.file)
     if analysis is None:
-        return cli.EXIT_ERRORS
+        return EXIT_ERRORS
     if args.batch < 1:
-        raise cli.UsageError("--batch must be at least 1")
+        raise UsageError("--batch must be at least 1")
     program = compile_analysis(analysis, batch=args.batch)
     sys.stdout.write(format_plan(program, args.verbose))
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 # -- verify ---------------------------------------------------------------------
 
 def cmd_verify(args) -> int:
-    from .verify import TOLERANCE, equivariance_error
-    cli = _cli()
     program = _compiled(args.file)
     if program is None:
-        return cli.EXIT_ERRORS
-    status = cli.EXIT_OK
+        return EXIT_ERRORS
+    status = EXIT_OK
     for name, cls in program.modules.items():
         err = equivariance_error(cls(), program.plans[name].diagram, program.plans[name], trials=args.trials)
         ok = err <= TOLERANCE
-        status = status if ok else cli.EXIT_ERRORS
+        status = status if ok else EXIT_ERRORS
         print(f"{name:<24} worst equivariance error {err:.2e}  {'ok' if ok else 'FAILED'}")
     if not program.modules:
         print("no open diagrams to verify")
@@ -172,11 +164,9 @@ def cmd_verify(args) -> int:
 # -- eval -----------------------------------------------------------------------
 
 def cmd_eval(args) -> int:
-    from .exact import NotEvaluable, evaluate_exact
-    cli = _cli()
-    analysis = cli._load_checked(args.file)
+    analysis = _load_checked(args.file)
     if analysis is None:
-        return cli.EXIT_ERRORS
+        return EXIT_ERRORS
     names = [d.name for d in analysis.diagrams]
     closed = [d.name for d in analysis.diagrams if d.is_closed]
     name = args.diagram
@@ -184,39 +174,36 @@ def cmd_eval(args) -> int:
         if len(closed) != 1:
             which = (f"its closed diagrams are {', '.join(closed)}" if closed else
                      f"it has no closed diagram (its diagrams: {', '.join(names) or 'none'})")
-            raise cli.UsageError(f"{args.file}: name the diagram to evaluate with --diagram NAME; {which}")
+            raise UsageError(f"{args.file}: name the diagram to evaluate with --diagram NAME; {which}")
         name = closed[0]
     if name not in names:
-        raise cli.UsageError(f"no diagram `{name}` in {args.file}; it has {', '.join(names) or 'none'}")
+        raise UsageError(f"no diagram `{name}` in {args.file}; it has {', '.join(names) or 'none'}")
     diagram = analysis.diagram(name)
     if not diagram.is_closed:
         print(f"error: diagram `{name}` is open (it has inputs or outputs), so it is a map, not a number; "
               f"`fusionc eval` needs a closed diagram\n  = help: compile it with `fusionc compile` instead",
               file=sys.stderr)
-        return cli.EXIT_ERRORS
+        return EXIT_ERRORS
     try:
         exact = evaluate_exact(diagram)
     except NotEvaluable as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return cli.EXIT_ERRORS
+        return EXIT_ERRORS
     print(f"{name} = {exact}")
     print(f"{name} ~ {float(exact)!r}")
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 # -- build: the main job ----------------------------------------------------------
 
 def cmd_build(args) -> int:
-    from .build import build_all
-    cli = _cli()
     src = Path(args.directory)
     if not src.is_dir():
-        raise cli.UsageError(f"{src}: not a directory")
-    return build_all(src, Path(args.output), cli.current_limits())
+        raise UsageError(f"{src}: not a directory")
+    return build_all(src, Path(args.output), current_limits())
 
 
 def _register(sub, add_common) -> None:
-    from .cli import add_limits
     p = sub.add_parser("compile", help="write a standalone PyTorch module per open diagram")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", metavar="OUT.py", help="output path (default: FILE with .py)")
@@ -253,4 +240,51 @@ def _register(sub, add_common) -> None:
     p.set_defaults(func=cmd_build)
 
 
-REGISTER = [_render, _register]
+# -- fusionc render -------------------------------------------------------------
+
+def _register_render(sub, add_common) -> None:
+    p = sub.add_parser("render", help="draw diagrams as .svg, .png, .pdf or .dot",
+                       description="Draw the diagrams of a .fus file (all in one picture by default).")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--diagram", action="append", metavar="NAME", default=None,
+                   help="draw only this diagram (repeat for several)")
+    p.add_argument("-o", "--output", metavar="OUT", default=None,
+                   help="output path; its extension (.svg .png .pdf .dot) picks the format "
+                        "(default: FILE's name with .svg, in the current directory)")
+    p.add_argument("--plan", action="store_true",
+                   help="badge each vertex with its step in the planner's contraction order")
+    add_common(p)
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args) -> int:
+    out = args.output or (Path(args.file).stem + ".svg")
+    try:
+        _format_of(out)
+    except UnsupportedFormat as exc:
+        raise UsageError(str(exc)) from None
+    steps_of = plan_steps if args.plan else None
+    analysis = _load_checked(args.file, args.format)
+    if analysis is None:
+        return EXIT_ERRORS
+    if not analysis.diagrams:
+        raise UsageError(f"{args.file}: there is no diagram to draw")
+    try:
+        chosen = select(analysis.diagrams, args.diagram)
+    except KeyError as exc:
+        raise UsageError(f"{args.file}: {exc.args[0]}") from None
+    plan = {d.name: steps_of(d) for d in chosen} if steps_of else None
+    try:
+        written = render(chosen, out, plan_steps=plan)
+    except RenderError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{out}: {exc.strerror or exc}") from None
+    if args.format == "json":
+        print(json.dumps({"output": str(written)}))
+    else:
+        print(written)
+    return EXIT_OK
+
+
+REGISTER = [_register_render, _register]

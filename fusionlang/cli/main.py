@@ -9,67 +9,22 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from pathlib import Path
 
-from . import __version__
-from .budget import Limits
-from .diagnostics import InternalError
-from .files import write_atomic
-from .frontend import Analysis, analyze_file
-
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    pass
-
-
-def _report(analyses: list[Analysis], fmt: str, out=sys.stderr) -> bool:
-    """Print diagnostics; True when any is an error."""
-    errors = False
-    for a in analyses:
-        for d in a.diagnostics:
-            errors |= d.is_error
-            if fmt == "json":
-                print(d.to_json(), file=sys.stdout)
-            else:
-                print(d.render(a.shown_source) + "\n", file=out)
-    return errors
-
-
-# The limits of this run (--limit NAME=N), set by main() before any command runs.
-_limits = Limits()
-
-
-def current_limits() -> Limits:
-    return _limits
-
-
-def _load(path: str) -> Analysis:
-    try:
-        return analyze_file(path, _limits)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a .fus file") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror or exc}") from None
-
-
-def _load_checked(path: str, fmt: str = "text") -> Analysis | None:
-    a = _load(path)
-    if _report([a], fmt):
-        return None
-    return a
+from ..cost.budget import Limits
+from ..diagnostics import InternalError
+from ..files import write_atomic
+from ..frontend.fmt import format_source
+from ..frontend.syntax import ParseFailed
+from ..ir import dump_ir
+from ..version import __version__
+from . import commands
+from .common import EXIT_ERRORS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, _load, _report, add_limits, set_limits
 
 
 def cmd_check(args) -> int:
     analyses = [_load(p) for p in args.files]
     errors = _report(analyses, args.format)
     if args.emit == "ir":
-        from .ir import dump_ir
         for a in analyses:
             if a.program is not None:
                 print(dump_ir(a.diagrams))
@@ -80,8 +35,6 @@ def cmd_check(args) -> int:
 
 
 def cmd_fmt(args) -> int:
-    from .fmt import format_source
-    from .syntax import ParseFailed
     status = EXIT_OK
     for path in args.files:
         a = _load(path)
@@ -117,12 +70,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     add_limits(p)
 
 
-def add_limits(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
-                   help=f"raise (or lower) a limit on what a compile may allocate: {', '.join(Limits.NAMES)} "
-                        "(repeatable; see docs/limits.md)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusionc", description="Compile .fus fusion diagrams.")
     parser.add_argument("--version", action="version", version=f"fusionlang {__version__}")
@@ -142,30 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdout", action="store_true", help="print the formatted text instead of rewriting")
     p.set_defaults(func=cmd_fmt)
 
-    for register in _EXTRA_COMMANDS:
+    for register in commands.REGISTER:     # compile, plan, verify, eval, render, build
         register(sub, _add_common)
     return parser
 
 
-_EXTRA_COMMANDS: list = []
-
-
-def _register_extras() -> None:
-    """Commands that live in their own modules (compile, plan, verify, eval, render)."""
-    from . import commands
-    _EXTRA_COMMANDS[:] = commands.REGISTER
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        _register_extras()
-    except ImportError:
-        pass
-    global _limits
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _limits = Limits.parse(getattr(args, "limit", None) or [])
+        set_limits(Limits.parse(getattr(args, "limit", None) or []))
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -183,7 +116,3 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"fusionc: {error.render()}", file=sys.stderr)
         return EXIT_INTERNAL
-
-
-def _exit() -> None:
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Parsing: .fus text -> AST with source spans.  Syntax errors become Diagnostics.
 
-The grammar lives in grammar/fusion.lark (shipped inside the package as
-fusionlang/grammar/fusion.lark).  Limits that keep every run bounded are
+The grammar lives beside this module in grammar/fusion.lark (package data, so
+a wheel carries it).  Limits that keep every run bounded are
 checked here, before and after the parser runs; see docs/limits.md.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import lark
 
-from .diagnostics import Diagnostic, Span, span_field
-from .groups import MAX_MULTIPLICITY
+from ..diagnostics import Diagnostic, Span, span_field
+from ..symmetry.groups import MAX_MULTIPLICITY
 
 KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire", "fuse", "split", "linear", "sh",
             "per", "gather", "scatter")
@@ -150,12 +150,11 @@ class Program:
 
 
 def grammar_path() -> Path:
-    """The grammar inside the installed package, or beside it in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "grammar" / "fusion.lark", here.parent / "grammar" / "fusion.lark"):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("fusion.lark not found: the fusionlang installation is incomplete")
+    """The grammar, package data beside this module."""
+    path = Path(__file__).resolve().parent / "grammar" / "fusion.lark"
+    if not path.is_file():
+        raise FileNotFoundError("fusion.lark not found: the fusionlang installation is incomplete")
+    return path
 
 
 @functools.lru_cache(maxsize=1)

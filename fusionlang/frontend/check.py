@@ -9,29 +9,17 @@ import functools
 
 import networkx as nx
 
-from .budget import (EDGES_PER_NODE, MAX_FUSE_INPUTS, PLAN_BATCH, UNITS_PER_LABELING, Cost, Limits, fuse_census,
+from ..cost.budget import (EDGES_PER_NODE, MAX_FUSE_INPUTS, PLAN_BATCH, UNITS_PER_LABELING, Cost, Limits, fuse_census,
                      vertex_cost)
-from .diagnostics import Diagnostic
-from .groups import MAX_TWO_J, Irreps
-from .ir import Diagram
-from .paths import MAX_PATHS, TooManyPaths, vertex_paths
+from ..diagnostics import Diagnostic
+from ..ir import Diagram, weight_mode
+from ..symmetry.groups import MAX_TWO_J, Irreps
+from ..symmetry.paths import MAX_PATHS, TooManyPaths, vertex_paths
+from ..symmetry.symmetric import symmetric_basis
 
 # The checker enumerates a vertex's term combinations; this bounds that work before
 # any path is built (a wire has at most ir.MAX_TERMS terms).  See docs/limits.md.
 MAX_TERM_COMBINATIONS = 200_000
-
-
-def weight_mode(data: dict, diagram: Diagram) -> str:
-    """The effective weight mode of a vertex (LANGUAGE.md section 4 defaults)."""
-    if data["kind"] == "linear":
-        return "linear"
-    if data["kind"] in ("split", "gather", "scatter"):
-        return "none"
-    if data["weights"]:
-        return data["weights"]
-    wires = data["inputs"] + data["outputs"]
-    all_single = all(t.mul == 1 for w in wires for t in diagram.irreps(w))
-    return "none" if all_single else "uvw"
 
 
 def check(diagrams: list[Diagram], file: str = "<input>", limits: Limits | None = None) -> list[Diagnostic]:
@@ -342,7 +330,6 @@ class _Checker:
 
     def symmetric_reachable(self, data, ins, out: Irreps, paths, span) -> None:
         """An output irrep that the symmetric power Sym^n of one channel lacks gets only zero functions."""
-        from .symmetric import symmetric_basis
         n = len(ins)
         reached = {out[p.outs[0]].irrep for p in paths}     # the others have F051 already
         missing = [t.irrep for t in out if t.irrep in reached

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__
-from . import names as pynames
+from .. import names as pynames
+from ..version import __version__
 from .plan import Contraction, Plan, VertexPlan
 
 METADATA = ("irreps_in", "irreps_out", "weight_numel")   # e3nn's names; see _ModuleWriter.metadata

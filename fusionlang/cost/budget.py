@@ -28,7 +28,8 @@ from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from itertools import product
 
-from .groups import MAX_TWO_J, Group, Irrep, Irreps
+from ..symmetry.groups import MAX_TWO_J, Group, Irrep, Irreps
+from .contract_order import left_to_right, order_for
 
 # The batch size plan.PLAN_BATCH optimises for (a test keeps the two equal; plan.py imports numpy
 # and the coupling tables, which the checker does not need).
@@ -546,8 +547,11 @@ class _Known:
         for across, groups in self.groupings:
             total = written = 0
             for members, segs, _, _ in groups:
-                c, w = _order(*_frozen(v.equation(_Group(members, segs, 0, 0), across)))
-                total += c + OP_OVERHEAD_FLOPS * (v.operands - 1)
+                spec = v.equation(_Group(members, segs, 0, 0), across)
+                c, w = _order(*_frozen(spec))
+                # The planner adds one call's overhead per pairwise step of this equation (v.operands
+                # counts the scatter operand of a shared-output contraction, absent without it).
+                total += c + OP_OVERHEAD_FLOPS * (len(spec[1]) - 1)
                 written += w
             if best is None or total < best[0]:
                 best = (total, sum(g[2] for g in groups), sum(g[3] for g in groups), written)
@@ -568,7 +572,6 @@ def _frozen(spec):
 @lru_cache(maxsize=8192)
 def _order(equation: str, shapes: tuple) -> tuple[int, int]:
     """(cost, written) of contract_order's best order, as the planner finds it."""
-    from .contract_order import order_for
     _, _, written, cost = order_for(equation, list(shapes))
     return cost, written
 
@@ -600,7 +603,6 @@ STEP_COST_PER_ELEMENT = 2 + WRITE_WEIGHT + 3 * 22
 
 @lru_cache(maxsize=8192)
 def _reference_cost(equation: str, shapes: tuple) -> int:
-    from .contract_order import left_to_right, order_for
     if len(shapes) > EXHAUSTIVE_LIMIT:
         return order_for(equation, list(shapes))[3]
     return left_to_right(equation, list(shapes))[1]

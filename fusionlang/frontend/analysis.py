@@ -6,10 +6,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .budget import Limits
+from ..cost.budget import Limits
+from ..diagnostics import Diagnostic, has_errors
+from ..ir import Diagram
 from .check import check
-from .diagnostics import Diagnostic, has_errors
-from .ir import Diagram, lower
+from .lower import lower
 from .syntax import MAX_SOURCE_BYTES, ParseFailed, Program, decode_source, parse, source_too_large
 
 
