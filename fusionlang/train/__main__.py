@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch.distributed as dist
+
+from .config import ConfigError, load_config
+from .trainer import TrainingError, train
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fusionlang.train",
@@ -14,9 +19,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="continue from OUT/checkpoint.pt when there is one (a finished run is only re-evaluated)")
     parser.add_argument("--out", help="the output folder (default: [output] dir of the config)")
     args = parser.parse_args(argv)
-
-    from .config import ConfigError, load_config
-    from .trainer import TrainingError, train
 
     try:
         config = load_config(args.config)
@@ -31,8 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: the last epoch's checkpoint is kept; --resume continues from it", file=sys.stderr)
         return 130
     finally:
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     return 0

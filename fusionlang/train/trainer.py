@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fusionlang.diagnostics import FusionError
+from fusionlang.data import atomic_reference_energies, average_num_neighbors, collate, load_split
+
 from .config import Config
-from .evaluate import EnergyAndForces, error_sums, evaluate, loss_from_sums, merge
+from .evaluate import EnergyAndForces, error_sums, evaluate, loss_from_sums, merge, metrics_from_sums
 from .state import LearningRate, ProcessGroup, WeightAverage, epoch_batches
 
 CHECKPOINT = "checkpoint.pt"     # the latest state, for --resume
@@ -24,8 +27,12 @@ METRICS = "metrics.json"         # written when the run is finished
 CHECKPOINT_FORMAT = 1
 
 
-class TrainingError(Exception):
+class TrainingError(FusionError):
     """A run that cannot start or continue (a message for the user, not a bug)."""
+
+    def __init__(self, message: str):
+        Exception.__init__(self, message)
+        self.diagnostics, self.source = [], None
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -50,8 +57,6 @@ def load_structures(config: Config) -> dict[str, list]:
     for split in ("train", "valid", "test"):
         size = getattr(data, f"{split}_size")
         if data.dataset:
-            from fusionlang.data import load_split
-
             try:
                 structures = load_split(data.dataset, split, root=data.root)
             except FileNotFoundError as exc:
@@ -74,8 +79,6 @@ def load_structures(config: Config) -> dict[str, list]:
 
 
 def _one_structure_batches(structures, cutoff, dtype):
-    from fusionlang.data import collate
-
     return [collate([atoms], cutoff, dtype=dtype) for atoms in structures]
 
 
@@ -105,8 +108,6 @@ def _model_keywords(config: Config, train_structures) -> dict:
     the mean number of neighbours, and the scale/shift of the learned per-atom energies (the RMS of the
     force components, or without forces the spread of the per-atom energies left after E0; the mean
     of the latter as the shift).  Keys of [model] override any of them."""
-    from fusionlang.data import atomic_reference_energies, average_num_neighbors
-
     species = sorted({int(z) for atoms in train_structures for z in atoms.numbers})
     keywords = {"species": species, "cutoff": config.data.cutoff,
                 "avg_num_neighbors": float(average_num_neighbors(train_structures, config.data.cutoff))}
@@ -379,8 +380,6 @@ class Trainer:
         return self._finish()
 
     def _metrics(self, sums: torch.Tensor, local: bool = False) -> dict:
-        from .evaluate import metrics_from_sums
-
         totals = sums if local else self.group.sum(sums)
         metrics = metrics_from_sums(totals, self.settings.energy_weight, self.forces_weight)
         keep = {"loss": metrics["loss"]}
