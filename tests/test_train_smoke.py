@@ -67,19 +67,19 @@ def test_loss_falls_and_metrics_are_written(dataset, tmp_path):
 
 
 def test_resume_between_epochs_continues_exactly(dataset, tmp_path):
-    # lr 0.1 makes the validation loss rise in epoch 3, so the plateau schedule halves the rate there:
+    # lr 0.3 makes the validation loss rise in epoch 4, so the plateau schedule halves the rate there:
     # the resumed run must restore that (as well as the weights, the optimizer and the EMA).
-    settings = dict(max_epochs=4, lr=0.1, plateau_patience=0, plateau_factor=0.5)
+    settings = dict(max_epochs=5, lr=0.3, plateau_patience=0, plateau_factor=0.5)
     straight = run(dataset, tmp_path / "straight", **settings)
-    assert [record["lr"] for record in straight["history"]][1:3] == [0.1, 0.05]
+    assert [record["lr"] for record in straight["history"]][2:4] == [0.3, 0.15]
 
     def interrupt(trainer, record):
-        if record["epoch"] == 3:
+        if record["epoch"] == 4:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run(dataset, tmp_path / "split", callbacks=[interrupt], **settings)
-    assert checkpoint(tmp_path / "split")["epoch"] == 3
+    assert checkpoint(tmp_path / "split")["epoch"] == 4
     assert not (tmp_path / "split" / "metrics.json").exists()
     run(dataset, tmp_path / "split", resume=True, **settings)
     assert_same_state(checkpoint(tmp_path / "straight"), checkpoint(tmp_path / "split"))
