@@ -285,7 +285,7 @@ class Trainer:
         _save(payload, self.out / CHECKPOINT)
 
     def _load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)   # RNG states must stay on the CPU
         if state.get("format") != CHECKPOINT_FORMAT:
             raise TrainingError(f"{path} is not a checkpoint of this trainer (format {state.get('format')})")
         if state["model_name"] != self.config.model_name:
@@ -298,6 +298,8 @@ class Trainer:
             self.average.load_state_dict(state["ema_state"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.epoch_sums = state["global_step"], state["epoch_sums"]
+        if self.epoch_sums is not None:
+            self.epoch_sums = self.epoch_sums.to(self.device)
         self.best_valid_loss = state["best_valid_loss"]
         self.epochs_without_improvement = state["epochs_without_improvement"]
         self.history, self.elapsed = state["history"], state["elapsed_seconds"]
