@@ -77,15 +77,20 @@ def write_dataset(folder, train=12, valid=4, test=4, seed=0):
     return paths
 
 
-def config_text(paths, out, **train) -> str:
-    """A config for the toy model on `paths`; `train` overrides [train] keys."""
+def config_text(paths, out, model=None, **train) -> str:
+    """A config for the toy model (or `model`: a [model] table as a dict) on `paths`; `train` overrides
+    [train] keys."""
     settings = {"seed": 3, "dtype": "float64", "batch_size": 4, "max_epochs": 3, "lr": 0.01,
                 "ema_decay": 0.9, "progress": False, "threads": 1}
     settings.update(train)
+    model = model or {"name": "train_toy:build_pair_model", "hidden": 8}
     lines = ["[data]", f'train_file = "{paths["train"]}"', f'valid_file = "{paths["valid"]}"',
-             f'test_file = "{paths["test"]}"', "cutoff = 3.0", "", "[model]", 'name = "train_toy:build_pair_model"',
-             "hidden = 8", "", "[train]"]
-    for key, value in settings.items():
-        lines.append(f"{key} = {value!r}".replace("'", '"').replace("True", "true").replace("False", "false"))
+             f'test_file = "{paths["test"]}"', "cutoff = 3.0", "", "[model]"]
+    lines += [_toml_line(key, value) for key, value in model.items()] + ["", "[train]"]
+    lines += [_toml_line(key, value) for key, value in settings.items()]
     lines += ["", "[output]", f'dir = "{out}"']
     return "\n".join(lines) + "\n"
+
+
+def _toml_line(key, value) -> str:
+    return f"{key} = {value!r}".replace("'", '"').replace("True", "true").replace("False", "false")
