@@ -155,6 +155,8 @@ def md_run(study: dict, config: dict, out: Path, seed: int) -> None:
                 "dtype": "float64", **study.get("md", {})}
     settings.pop("seeds", None)
     dtype = torch.float64 if settings.pop("dtype") == "float64" else torch.float32
+    if config["train"].get("threads"):
+        torch.set_num_threads(config["train"]["threads"])
     final = torch.load(out / "model.pt", map_location="cpu", weights_only=False)
     model = build(final["model_name"], **final["model_config"]).to(dtype)
     model.load_state_dict(final["model_state"])
@@ -278,9 +280,13 @@ def learning_curves(study: dict, found: dict) -> list[str]:
         for axis, (key, label) in zip(axes[0], keys):
             for k, (model, entries) in enumerate(sorted(runs.items())):
                 for n, entry in enumerate(e for e in entries if "metrics" in e):
-                    history = entry["metrics"]["history"]
-                    xs = [h["seconds"] / 60 for h in history if key in h]
-                    ys = [h[key] for h in history if key in h]
+                    metrics = entry["metrics"]
+                    points = [(h["seconds"], h[key]) for h in metrics["history"] if key in h]
+                    final = (metrics.get("valid") or {}).get(key.removeprefix("valid_"))
+                    if final is not None and (not points or points[-1][0] < metrics["train_seconds"]):
+                        points.append((metrics["train_seconds"], final))   # the final weights, at the end
+                    xs = [seconds / 60 for seconds, _ in points]
+                    ys = [value for _, value in points]
                     axis.plot(xs, ys, color=colours[k % len(colours)], alpha=0.8, marker=".",
                               label=model if n == 0 else None)
             axis.set_xlabel("training time (min)")
@@ -288,7 +294,7 @@ def learning_curves(study: dict, found: dict) -> list[str]:
             axis.set_yscale("log")
             axis.grid(alpha=0.3)
             axis.legend()
-        figure.suptitle(f"{dataset}: learning curves ({study['study'].get('label', prefix)})")
+        figure.suptitle(f"{dataset}: validation errors during training ({prefix} run)")
         figure.tight_layout()
         path = folder / f"{prefix}-{dataset}-learning-curves.png"
         figure.savefig(path, dpi=80)

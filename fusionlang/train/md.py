@@ -99,6 +99,10 @@ def run_md(atoms, calculator, time_ps: float = 10.0, timestep_fs: float = 0.5, t
         if failure or steps_done >= total_steps or out_of_time:
             break
         chunk = min(check_every, total_steps - steps_done)
+        if max_seconds is not None:
+            # no chunk runs far past the wall-clock limit: one step to time a step, then as many as fit
+            per_step = (time.perf_counter() - started) / steps_done if steps_done else math.inf
+            chunk = max(1, min(chunk, int((max_seconds - (time.perf_counter() - started)) / per_step)))
         dynamics.run(chunk)
         steps_done += chunk
         if bar is not None:
