@@ -61,6 +61,10 @@ def _value(diagram: Diagram) -> dict[int, Fraction]:
     for node, data in vertices:
         if weight_mode(data, diagram) != "none":
             raise NotEvaluable(f"diagram `{diagram.name}` has weights, so its value is not fixed")
+        if data.get("per_path"):
+            # Its output terms are per-path blocks, not the wire's declared terms that the reader sees.
+            raise NotEvaluable(f"diagram `{diagram.name}`: exact evaluation of a `paths=separate` fuse is not "
+                               "supported; write the paths as separate wires and fuses")
         ins = [diagram.irreps(w) for w in data["inputs"]]
         outs = [diagram.irreps(w) for w in data["outputs"]]
         paths = vertex_paths(diagram.group, data["kind"], ins, outs)

@@ -12,7 +12,8 @@ nodes
     "in:<wire>" / "out:<wire>"          kind "input" / "output", wire, irreps
     "v<k>"                              kind "fuse" | "split" | "linear" | "gather" | "scatter", index (written
                                         order), inputs, outputs (wire names, in argument order), weights,
-                                        external, symmetric (and symmetric_span), span (the statement), call_span, options_span,
+                                        external, symmetric (and symmetric_span), per_path (and per_path_span; only
+                                        when `paths=separate`), span (the statement), call_span, options_span,
                                         arg_spans / target_spans (one Span per input / output name);
                                         gather / scatter also endpoint ("sender" | "receiver"), endpoint_span
 edges  producer -> reader, one per read (key "<wire>@<port>")
@@ -128,7 +129,7 @@ def weight_mode(data: dict, diagram: Diagram) -> str:
     """The effective weight mode of a vertex (LANGUAGE.md section 4 defaults)."""
     if data["kind"] == "linear":
         return "linear"
-    if data["kind"] in ("split", "gather", "scatter"):
+    if data["kind"] in ("split", "gather", "scatter") or data.get("per_path"):
         return "none"
     if data["weights"]:
         return data["weights"]

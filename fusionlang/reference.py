@@ -21,7 +21,7 @@ import opt_einsum as oe
 from .exact import evaluate_exact
 from .ir import Diagram, weight_mode
 from .symmetry.coupling import cg, cg_exact
-from .symmetry.paths import Path, vertex_paths
+from .symmetry.paths import Path, vertex_paths, vertex_wiring
 from .symmetry.symmetric import vertex_bases
 
 MAX_DENSE_ENTRIES = 50_000_000
@@ -91,9 +91,9 @@ def weight_layout(diagram: Diagram, node: str) -> list[tuple[int, ...]]:
     data = diagram.graph.nodes[node]
     mode = weight_mode(data, diagram)
     ins = [diagram.irreps(w) for w in data["inputs"]]
-    outs = [diagram.irreps(w) for w in data["outputs"]]
+    paths, outs = vertex_wiring(diagram.group, data, ins, [diagram.irreps(w) for w in data["outputs"]])
     shapes = []
-    for p in vertex_paths(diagram.group, data["kind"], ins, outs):
+    for p in paths:
         m = [ins[r][t].mul for r, t in enumerate(p.ins)]
         o = outs[0][p.outs[0]].mul
         shapes.append({"uvw": tuple(m) + (o,), "uvu": tuple(m), "uuu": (m[0],), "linear": (m[0], o)}.get(mode, ()))
@@ -110,8 +110,7 @@ def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False
     if data.get("symmetric") and weights is not None:
         weights = unreduced_weights(diagram, node, weights)
     ins = [diagram.irreps(w) for w in data["inputs"]]
-    outs = [diagram.irreps(w) for w in data["outputs"]]
-    paths = vertex_paths(diagram.group, kind, ins, outs)
+    paths, outs = vertex_wiring(diagram.group, data, ins, [diagram.irreps(w) for w in data["outputs"]])
     batched = weights is not None and np.ndim(weights) == 2
     lead = (np.shape(weights)[0],) if batched else ()
     dims = [w.dim for w in ins] + [w.dim for w in outs]

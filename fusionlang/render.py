@@ -41,6 +41,7 @@ from typing import Iterable, Mapping
 import networkx as nx
 
 from .files import write_atomic
+from .symmetry.paths import TooManyPaths, separate_paths
 from .ir import Diagram, weight_mode
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
@@ -131,6 +132,8 @@ def _vertex_label(data: dict, diagram) -> str:
     mode = weight_mode(data, diagram)
     if kind == "fuse":
         text = f"<b>fuse</b><br/>{_h(mode)}" + ("<br/><i>symmetric</i>" if data.get("symmetric") else "")
+        if data.get("per_path"):   # every path its own output block: say how many
+            text = f"<b>fuse</b><br/><i>paths separate</i><br/>{_per_path_blocks(data, diagram)}"
     elif kind == "gather":
         text = f"<b>gather</b><br/>at {_h(data['endpoint'])}"
     elif kind == "scatter":
@@ -140,6 +143,16 @@ def _vertex_label(data: dict, diagram) -> str:
     else:
         text = "<b>linear</b>"
     return "<" + text + ">"
+
+
+def _per_path_blocks(data: dict, diagram) -> str:
+    """`6 blocks` for a `paths=separate` fuse (its paths into the declared irreps), or "" if unknown."""
+    ins, out = [diagram.irreps(w) for w in data["inputs"]], diagram.irreps(data["outputs"][0])
+    try:
+        paths, _ = separate_paths(diagram.group, ins, set(out.irreps))
+    except TooManyPaths:
+        return ""
+    return f"{len(paths)} block{'s' * (len(paths) != 1)}"
 
 
 def _is_closed(diagram) -> bool:

@@ -55,6 +55,9 @@ CASES = {
                     "fuse(x, y) [weights=none]"),
     "none-square": diagram({"x": "2x(0e + 1o)"}, "4x0e + 4x1e", "fuse(x, x) [weights=none]"),
     "none-single": diagram({"x": "0e + 1o + 2e", "y": "1o + 2e"}, "0e + 1o + 1e + 2e + 3o", "fuse(x, y)"),
+    # paths=separate (per-path output): one output term per path, in e3nn's FullTensorProduct order
+    "separate": diagram({"x": "2x(0e + 1o)", "y": "0e + 2x1o"}, "6x0e + 6x1o + 4x1e + 4x2e",
+                        "fuse(x, y) [paths=separate]"),
     # n-ary
     "three-body": diagram({"h": "2x(0e + 1o)", "y1": "sh(2)", "y2": "sh(1)"}, "2x(0e + 1o)",
                           "fuse(h, y1, y2) [weights=uvu]"),

@@ -252,6 +252,7 @@ class _ModuleWriter:
         out = v.outputs[0]
         opts = f" [weights={v.mode}{', external' if v.external else ''}{', symmetric' if v.symmetric_bases else ''}]" \
             if v.kind == "fuse" else (" [external]" if v.external else "")
+        opts = " [paths=separate]" if v.per_path else opts
         count = (f"{len(v.paths)} symmetric basis functions ({v.unreduced_paths} unreduced paths)" if v.symmetric_bases
                  else f"{len(v.paths)} paths")
         self.body += ["", "# " + pynames.comment(
@@ -604,7 +605,7 @@ def _path_text(d, v: VertexPlan, k: int) -> str:
     inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
     if v.symmetric_bases:   # a basis function on the sorted terms: its index among the output term's
         inner = f" (symmetric {sum(1 for q in v.paths[:k] if q.outs == p.outs)})"
-    return f"{ins}{inner} -> {d.irreps(v.outputs[0])[p.outs[0]].irrep}"
+    return f"{ins}{inner} -> {v.out_irreps[p.outs[0]].irrep}"
 
 
 def forward_argument_names(plan: Plan) -> list[str]:

@@ -30,7 +30,7 @@ from ..cost.contract_order import (BMM_FLOP_WEIGHT, COPY_WEIGHT, MULSUM_WEIGHT, 
                              order_for)
 from ..ir import Diagram, Wire, rebuild, weight_mode
 from ..symmetry.groups import Irreps
-from ..symmetry.paths import Path, vertex_paths
+from ..symmetry.paths import Path, vertex_paths, vertex_wiring
 from ..symmetry.symmetric import vertex_bases
 from ..symmetry.trees import coupling
 
@@ -228,6 +228,8 @@ class VertexPlan:
     absorbed_by: str | None = None
     weights_on_nodes: bool = False
     peak_bytes: int = 0        # estimate: the step's largest transient plus its result (float32)
+    # `paths=separate`: out_irreps are the per-path blocks (one term per path), laid out as the wire.
+    per_path: bool = False
 
     @property
     def weight_numel(self) -> int:
@@ -338,8 +340,7 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     group = diagram.group
     kind, mode = data["kind"], weight_mode(data, diagram)
     ins = [diagram.irreps(w) for w in data["inputs"]]
-    outs = [diagram.irreps(w) for w in data["outputs"]]
-    paths = vertex_paths(group, kind, ins, outs)
+    paths, outs = vertex_wiring(group, data, ins, [diagram.irreps(w) for w in data["outputs"]])
     line = data["span"].line if data.get("span") else 0
     if kind in ("gather", "scatter"):
         # A row copy (gather) or a row sum (scatter) of the whole wire: no paths, no weights.
@@ -398,7 +399,7 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
                       cost, sum(c for _, c in naive), blocks, groups,
                       weight_owner=data.get("weight_owner", data["outputs"][0]),
                       symmetric_bases=bases, unreduced_paths=unreduced[0], unreduced_weight_numel=unreduced[1],
-                      symmetric_pairs=pairs)
+                      symmetric_pairs=pairs, per_path=bool(data.get("per_path")))
 
 
 def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):

@@ -1,6 +1,7 @@
 """fusionc subcommands beyond check/fmt: compile, plan, verify, eval, render, build."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def format_plan(program, verbose: bool = False) -> str:
             ext = (", external" if v.external else "") + (", symmetric" if v.symmetric_bases else "")
             args = ", ".join(v.inputs + ([v.endpoint] if v.endpoint else []))
             where = f", per {v.domain} ({v.rows:,} rows)" if v.domain else ""
-            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{v.mode}{ext}]  "
+            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{'paths=separate' if v.per_path else v.mode}{ext}]  "
                          f"(line {v.line}{where})")
             if v.kind in ("gather", "scatter"):
                 writer = next((k for k, u in enumerate(plan.vertices, 1) if u.node == v.absorbed_by), None)

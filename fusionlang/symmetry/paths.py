@@ -8,9 +8,10 @@ first input, of the second, ..., then the inner labels of an n-ary tree
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
-from .groups import Group, Irrep, Irreps
+from .groups import Group, Irrep, Irreps, MulIrrep
 
 MAX_PATHS = 20000
 
@@ -50,6 +51,37 @@ def fuse_paths(group: Group, inputs: list[Irreps], output: Irreps) -> list[Path]
     return paths
 
 
+def separate_paths(group: Group, inputs: list[Irreps], keep=None) -> tuple[list[Path], Irreps]:
+    """A `paths=separate` fuse (LANGUAGE.md, per-path output): every complete path into an irrep of
+    `keep` (None: any) gets its own output block of (product of the input multiplicities) copies.
+    The blocks are those of e3nn's FullTensorProduct with filter_ir_out=keep: for each choice of input
+    terms, each inner labelling and final irrep ascending, then stably sorted by irrep.  Path k writes
+    block k; returns (paths, blocks)."""
+    found = []
+    for choice in itertools.product(*[range(len(w)) for w in inputs]):
+        irreps = [inputs[i][c].irrep for i, c in enumerate(choice)]
+        mul = math.prod(inputs[i][c].mul for i, c in enumerate(choice))
+        found.extend((final, len(found) + n, choice, inner, mul)
+                     for n, (inner, final) in enumerate(sorted(left_deep_labels(group, irreps)))
+                     if keep is None or final in keep)
+        if len(found) > MAX_PATHS:
+            raise TooManyPaths(len(found))
+    found.sort(key=lambda f: (f[0], f[1]))     # by irrep, stable in path order
+    paths = [Path(tuple(choice), (k,), inner) for k, (_, _, choice, inner, _) in enumerate(found)]
+    return paths, Irreps(MulIrrep(mul, final) for final, _, _, _, mul in found)
+
+
+def merged(irreps: Irreps) -> Irreps:
+    """Adjacent terms of one irrep joined (`0 + 0 + 1` -> `2x0 + 1`): the same mul_ir layout."""
+    out: list[MulIrrep] = []
+    for t in irreps:
+        if out and out[-1].irrep == t.irrep:
+            out[-1] = MulIrrep(out[-1].mul + t.mul, t.irrep)
+        else:
+            out.append(t)
+    return Irreps(out)
+
+
 def split_paths(group: Group, source: Irreps, outputs: list[Irreps]) -> list[Path]:
     a, b = outputs
     return [Path((k,), (i, j)) for i in range(len(a)) for j in range(len(b)) for k in range(len(source))
@@ -59,6 +91,15 @@ def split_paths(group: Group, source: Irreps, outputs: list[Irreps]) -> list[Pat
 def linear_paths(source: Irreps, target: Irreps) -> list[Path]:
     return [Path((i,), (k,)) for i in range(len(source)) for k in range(len(target))
             if source[i].irrep == target[k].irrep]
+
+
+def vertex_wiring(group: Group, data: dict, inputs: list[Irreps], outputs: list[Irreps]):
+    """(paths, output irreps the paths index) of a vertex: a `paths=separate` fuse indexes its per-path
+    blocks, which have the declared output's layout (check.py, F085); any other vertex its wires."""
+    if data.get("per_path"):
+        paths, blocks = separate_paths(group, inputs, set(outputs[0].irreps))
+        return paths, [blocks]
+    return vertex_paths(group, data["kind"], inputs, outputs), outputs
 
 
 def vertex_paths(group: Group, kind: str, inputs: list[Irreps], outputs: list[Irreps]) -> list[Path]:
