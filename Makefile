@@ -72,3 +72,15 @@ bench-gpu-dry: install-gpu
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info .pytest_cache .hypothesis
+
+# The science study of docs/science.md (resumable; at most 2 hours on the 2-core machine), and its
+# ~10-minute smoke version.  Both need the datasets (`make data`) and rewrite docs/science.md's table.
+.PHONY: science-install science science-quick
+science-install: install
+	$(PIP) -e ".[test,models,science]"
+
+science: science-install
+	$(PYTHON) science/run.py --study science/configs/study.toml
+
+science-quick: science-install
+	$(PYTHON) science/run.py --study science/configs/quick.toml
