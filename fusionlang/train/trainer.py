@@ -15,6 +15,7 @@ import torch
 
 from fusionlang.diagnostics import FusionError
 from fusionlang.data import atomic_reference_energies, average_num_neighbors, collate, load_split
+from fusionlang.models import build_model
 
 from .config import Config
 from .evaluate import EnergyAndForces, error_sums, evaluate, loss_from_sums, merge, metrics_from_sums
@@ -94,8 +95,6 @@ def build(name: str, **kwargs) -> torch.nn.Module:
         except (ImportError, AttributeError) as exc:
             raise TrainingError(f"model `{name}`: cannot import it ({exc})") from None
         return builder(**kwargs)
-    from fusionlang.models import build_model
-
     return build_model(name, **kwargs)
 
 
