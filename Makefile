@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 OUT ?= out
 
-.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean
+.PHONY: install install-gpu graphviz demo test fuzz gallery bench clean data science-mace bench-gpu-dry
 
 install:
 	$(PIP) "$(TORCH_SPEC)"
@@ -46,5 +46,41 @@ bench: install
 	$(PYTHON) benchmarks/bench_coupling.py
 	$(PYTHON) benchmarks/bench_check.py
 
+# The science study's datasets (docs/science.md, "Data"): GFN2-xTB MD of ethanol, aspirin and malonaldehyde
+# and the QM9 subset; resumable (a rerun continues), and a no-op when data/ is up to date.  About 45 minutes.
+data: install
+	$(PIP) -e ".[models,science]"
+	OMP_NUM_THREADS=1 $(PYTHON) -m fusionlang.data md --molecule all --out data/md
+	$(PYTHON) -m fusionlang.data qm9 --out data/qm9
+
+# mace-torch, the reference for the MACE-like model, in its own environment (it pins e3nn 0.4.4):
+# MACE_VENV is created if absent (the pinned torch first, then mace-torch), then trained on MACE_MOLECULES.
+MACE_VENV ?= .venv-mace
+MACE_MOLECULES ?= ethanol
+science-mace:
+	test -x $(MACE_VENV)/bin/python || $(PYTHON) -m venv $(MACE_VENV)
+	$(MACE_VENV)/bin/python -m pip show -q mace-torch >/dev/null 2>&1 || { \
+	  $(MACE_VENV)/bin/python -m pip install --disable-pip-version-check -q "$(TORCH_SPEC)" && \
+	  $(MACE_VENV)/bin/python -m pip install --disable-pip-version-check -q mace-torch "$(TORCH_SPEC)"; }
+	for molecule in $(MACE_MOLECULES); do \
+	  $(MACE_VENV)/bin/python science/mace_baseline.py --molecule $$molecule || exit 1; done
+
+# The GPU benchmark's logic on the CPU (tiny sizes, kernels through Triton's interpreter), before
+# spending device minutes; a few minutes, so outside `make test` (docs/gpu.md).
+bench-gpu-dry: install-gpu
+	$(PYTHON) benchmarks/gpu/bench_gpu.py --dry-run --out $(OUT)/bench_gpu_dry.json
+
 clean:
 	rm -rf $(OUT) build dist *.egg-info .pytest_cache .hypothesis
+
+# The science study of docs/science.md (resumable; at most 2 hours on the 2-core machine), and its
+# ~10-minute smoke version.  Both need the datasets (`make data`) and rewrite docs/science.md's table.
+.PHONY: science-install science science-quick
+science-install: install
+	$(PIP) -e ".[test,models,science]"
+
+science: science-install
+	$(PYTHON) science/run.py --study science/configs/study.toml
+
+science-quick: science-install
+	$(PYTHON) science/run.py --study science/configs/quick.toml

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_tensor_product import timeit, write_section  # noqa: E402
-from fusionlang import plan as planner  # noqa: E402
+from fusionlang.backend import plan as planner  # noqa: E402
 from fusionlang import analyze  # noqa: E402
 from fusionlang.api import compile_analysis, compile_source  # noqa: E402
 

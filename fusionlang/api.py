@@ -1,4 +1,4 @@
-"""The Python API of LANGUAGE.md section 8: compile_source / compile_file."""
+"""The Python API of docs/language.md section 8: compile_source / compile_file."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -133,12 +133,26 @@ def _excerpt(source: str | None, span: Span, mark: str = "^", gutter: str = " ")
 
 
 class FusionError(Exception):
-    """Raised by the Python API when a program has errors; carries every diagnostic."""
+    """The root of every exception fusionlang defines (docs/python-api.md#errors).
 
-    def __init__(self, diagnostics: list[Diagnostic], source: str | None = None):
+    Raised as it is by the Python API when a program has errors: it then carries every error
+    diagnostic, and its message is their rendering against `source`.  Its subclasses name other
+    failures (a bad irrep label, a picture that cannot be made, a bug: InternalError) and are made
+    from a message; they carry no diagnostics unless they say so.
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic] | str, source: str | None = None):
+        if isinstance(diagnostics, str):       # a failure that a message describes
+            self.diagnostics, self.source = [], source
+            super().__init__(diagnostics)
+            return
         self.diagnostics = diagnostics
         self.source = source
         super().__init__("\n\n".join(d.render(source) for d in diagnostics))
+
+
+class FusionWarning(UserWarning):
+    """The root of every warning fusionlang issues (the on-disk caches that could not be written)."""
 
 
 def has_errors(diagnostics: list[Diagnostic]) -> bool:
@@ -153,11 +167,9 @@ class InternalError(FusionError):
     as an internal error (exit code 3) and asks for a report; bad input gets diagnostics instead."""
 
     def __init__(self, message: str, cause: BaseException | None = None):
+        super().__init__(message)
         self.cause = cause
         self.message = message
-        Exception.__init__(self, message)
-        self.diagnostics = []
-        self.source = None
 
     @classmethod
     def wrapping(cls, exc: BaseException, stage: str = "") -> "InternalError":

@@ -12,7 +12,7 @@ c_path the normalisation 1/sqrt(number of paths into the output term).  Each coe
 
     <j1 m1 j2 m2 | j3 m3> = sqrt(pre(j1 j2 j3)) * sqrt(prod over its 3 ends (j+m)! (j-m)!) * T/P
 
-with pre independent of m and T/P Racah's alternating sum (coupling._racah_sum).  Every wire has
+with pre independent of m and T/P Racah's alternating sum (symmetry/racah.py).  Every wire has
 exactly two ends, so the square roots of factorials pair up into the integer (j+m)!(j-m)! and
 
     V = sqrt(prod pre / prod c^-2)  *  (sum over m of an integer product) / (prod of denominators).
@@ -28,12 +28,12 @@ import math
 from fractions import Fraction
 from itertools import product
 
-from .ir import Diagram, weight_mode
-from .symmetry.coupling import _FACT, _racah_sum
-from .symmetry.paths import vertex_paths
+from .diagnostics import FusionError
+from .ir import Diagram
+from .symmetry.racah import FACTORIALS, racah_sum
 
 
-class NotEvaluable(ValueError):
+class NotEvaluable(FusionError, ValueError):
     """A closed diagram without a fixed value (weights, or a wire with a free end)."""
 
 
@@ -50,25 +50,26 @@ def _value(diagram: Diagram) -> dict[int, Fraction]:
     """{squarefree radicand r: rational q}, the value being sum q * sqrt(r)."""
     if not diagram.is_closed:
         raise NotEvaluable(f"diagram `{diagram.name}` is open")
-    vertices = diagram.vertices()
+    vertices = diagram.typed_vertices()
     for name, wire in diagram.wires.items():
-        reads = sum(1 for _, data in vertices for w in data["inputs"] if w == name)
-        produced = sum(1 for _, data in vertices for w in data["outputs"] if w == name)
+        reads = sum(1 for v in vertices for w in v.inputs if w == name)
+        produced = sum(1 for v in vertices for w in v.outputs if w == name)
         if reads != 1 or produced != 1:
             raise NotEvaluable(f"wire `{name}` is produced {produced} and read {reads} time"
                                f"{'s' * (reads != 1)}: in a closed diagram each wire joins one output to one input")
     choices = []
-    for node, data in vertices:
-        if weight_mode(data, diagram) != "none":
+    for v in vertices:
+        if v.mode != "none":
             raise NotEvaluable(f"diagram `{diagram.name}` has weights, so its value is not fixed")
-        ins = [diagram.irreps(w) for w in data["inputs"]]
-        outs = [diagram.irreps(w) for w in data["outputs"]]
-        paths = vertex_paths(diagram.group, data["kind"], ins, outs)
+        if v.per_path:
+            # Its output terms are per-path blocks, not the wire's declared terms that the reader sees.
+            raise NotEvaluable(f"diagram `{diagram.name}`: exact evaluation of a `paths=separate` fuse is not "
+                               "supported; write the paths as separate wires and fuses")
         totals: dict[int, int] = {}
-        if data["kind"] == "fuse":
-            for p in paths:
+        if v.kind == "fuse":
+            for p in v.paths:
                 totals[p.outs[0]] = totals.get(p.outs[0], 0) + 1
-        choices.append((data, ins, outs, paths, totals))
+        choices.append((v, totals))
     result: dict[int, Fraction] = {}
     for assignment in _assignments(choices):
         radicand, rational = _one_assignment(diagram, assignment)
@@ -89,16 +90,16 @@ def _assignments(choices):
         if k == len(choices):
             yield list(chosen)
             return
-        data, ins, outs, paths, totals = choices[k]
-        wires = data["inputs"] + data["outputs"]
-        for p in paths:
+        v, totals = choices[k]
+        wires = v.inputs + v.outputs
+        for p in v.paths:
             picks = list(p.ins) + list(p.outs)
             if any(terms.get(w, t) != t for w, t in zip(wires, picks)):
                 continue
             added = [w for w in wires if w not in terms]
             for w, t in zip(wires, picks):
                 terms[w] = t
-            chosen.append((data, ins, outs, p, totals))
+            chosen.append((v, p, totals))
             yield from visit(k + 1)
             chosen.pop()
             for w in added:
@@ -114,28 +115,29 @@ def _one_assignment(diagram: Diagram, assignment) -> tuple[Fraction, Fraction]:
     muls: dict[str, int] = {}
     radicand = Fraction(1)
     denominator = 1
-    for data, ins, outs, p, totals in assignment:
+    for v, p, totals in assignment:
+        ins, outs = v.in_irreps, v.out_irreps
         # The binary couplings of the path: (first, second, result) wire keys, two_j of each.
-        if data["kind"] == "split":
-            a, b = data["outputs"]
+        if v.kind == "split":
+            a, b = v.outputs
             ja, jb = outs[0][p.outs[0]], outs[1][p.outs[1]]
             jc = ins[0][p.ins[0]]
-            steps = [((a, ja), (b, jb), (data["inputs"][0], jc))]
+            steps = [((a, ja), (b, jb), (v.inputs[0], jc))]
             channel_in = [(a, ja.mul), (b, jb.mul)]
-            channel_out = (data["inputs"][0], jc.mul)
+            channel_out = (v.inputs[0], jc.mul)
         else:
-            names = data["inputs"]
+            names = v.inputs
             terms = [ins[r][t] for r, t in enumerate(p.ins)]
             out_term = outs[0][p.outs[0]]
-            inner = [(f"{data['outputs'][0]}#inner{k}", label) for k, label in enumerate(p.inner)]
-            labels = [(key, _Term(1, label)) for key, label in inner] + [(data["outputs"][0], out_term)]
+            inner = [(f"{v.outputs[0]}#inner{k}", label) for k, label in enumerate(p.inner)]
+            labels = [(key, _Term(1, label)) for key, label in inner] + [(v.outputs[0], out_term)]
             steps = []
             acc = (names[0], terms[0])
             for r in range(1, len(names)):
                 steps.append((acc, (names[r], terms[r]), labels[r - 1]))
                 acc = labels[r - 1]
             channel_in = [(n, t.mul) for n, t in zip(names, terms)]
-            channel_out = (data["outputs"][0], out_term.mul)
+            channel_out = (v.outputs[0], out_term.mul)
             radicand /= totals[p.outs[0]]
         for (wa, ta), (wb, tb), (wc, tc) in steps:
             two_j.update({wa: ta.irrep.two_j, wb: tb.irrep.two_j, wc: tc.irrep.two_j})
@@ -162,7 +164,7 @@ def _one_assignment(diagram: Diagram, assignment) -> tuple[Fraction, Fraction]:
         keys, table = next(t for t in tensors if name in t[0])
         k = keys.index(name)
         for m in table:
-            table[m] *= _FACT[(tj + m[k]) // 2] * _FACT[(tj - m[k]) // 2]
+            table[m] *= FACTORIALS[(tj + m[k]) // 2] * FACTORIALS[(tj - m[k]) // 2]
     total = _contract(tensors)
     return radicand, Fraction(total, denominator)
 
@@ -181,7 +183,7 @@ def _coupling_table(a: int, b: int, c: int):
     key = (a, b, c)
     if key in _TABLES:
         return _TABLES[key]
-    f = _FACT
+    f = FACTORIALS
     n1 = (a + b - c) // 2
     pre = Fraction((c + 1) * f[(c + a - b) // 2] * f[(c - a + b) // 2] * f[n1], f[(a + b + c) // 2 + 1])
     sums = {}
@@ -190,7 +192,7 @@ def _coupling_table(a: int, b: int, c: int):
             mc = ma + mb
             if abs(mc) > c:
                 continue
-            T, P = _racah_sum(n1, (a - ma) // 2, (b + mb) // 2, (c - b + ma) // 2, (c - a - mb) // 2)
+            T, P = racah_sum(n1, (a - ma) // 2, (b + mb) // 2, (c - b + ma) // 2, (c - a - mb) // 2)
             if T:
                 sums[(ma, mb, mc)] = Fraction(T, P)
     d = 1

@@ -21,6 +21,7 @@ import sys
 import types
 import warnings
 
+from .diagnostics import FusionWarning
 from .symmetry.coupling import cache_path
 from .files import write_atomic
 
@@ -32,7 +33,7 @@ _SHORT_NAME = re.compile(rf"m[0-9a-f]{{{DIGEST_HEX}}}\Z")
 __path__: list[str] = []
 
 
-class GeneratedCacheWarning(UserWarning):
+class GeneratedCacheWarning(FusionWarning):
     """A compiled program could not be written to the cache; it works in this process only."""
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import keyword
 import re
 
+from .diagnostics import FusionError
+
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # What the generated module reads as a global (torch, its own helpers, the builtins the
@@ -33,7 +35,7 @@ METHOD_LOCALS = frozenset({"self", "batch", "dtype"})
 RESERVED = frozenset(keyword.kwlist) | GENERATED_GLOBALS | METHOD_LOCALS
 
 
-class UnsafeName(ValueError):
+class UnsafeName(FusionError, ValueError):
     """A name that is not an identifier of the language; the front end never produces one."""
 
 
@@ -73,7 +75,7 @@ def python_names(names: list[str], extra: tuple[str, ...] = ()) -> dict[str, str
 # e3nn's class attributes on every generated module (emit_torch._ModuleWriter.metadata): no buffer or
 # parameter may take one (register_buffer refuses a name the class already has).
 CLASS_ATTRIBUTES = ("irreps_in", "irreps_out", "weight_numel")
-# The calling convention of graph diagrams (LANGUAGE.md section 9) fixes these argument names.
+# The calling convention of graph diagrams (docs/graph-diagrams.md) fixes these argument names.
 GRAPH_ARGUMENTS = ("edge_index", "num_nodes")
 
 

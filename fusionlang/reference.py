@@ -2,7 +2,7 @@
 
 Every vertex becomes one dense tensor over the full components of its wires
 (channels and irreps, mul_ir layout), built path by path straight from the
-definitions in LANGUAGE.md sections 4 and 6; nothing is shared with the
+definitions in docs/language.md sections 4 and 6; nothing is shared with the
 planner except the paths' enumeration and the coupling coefficients.  Open
 diagrams are evaluated in dataflow order in float64/complex128; closed
 diagrams are contracted as tensor networks, numerically or exactly (sympy).
@@ -19,9 +19,9 @@ import numpy as np
 import opt_einsum as oe
 
 from .exact import evaluate_exact
-from .ir import Diagram, weight_mode
+from .ir import Diagram
 from .symmetry.coupling import cg, cg_exact
-from .symmetry.paths import Path, vertex_paths
+from .symmetry.paths import Path
 from .symmetry.symmetric import vertex_bases
 
 MAX_DENSE_ENTRIES = 50_000_000
@@ -53,21 +53,11 @@ def _coefficient(mode: str, kind: str, paths: list[Path], p: Path, in_muls) -> f
     return 1.0 / math.sqrt(total)
 
 
-def symmetric_weight_numel(diagram: Diagram, node: str) -> int:
-    """The weights of a symmetric fuse: per output term, (rank of its basis) x mul."""
-    data = diagram.graph.nodes[node]
-    out = diagram.irreps(data["outputs"][0])
-    bases = vertex_bases(diagram.group_name, diagram.irreps(data["inputs"][0]), len(data["inputs"]), out)
-    return sum(b.rank * t.mul for b, t in zip(bases, out))
-
-
 def unreduced_weights(diagram: Diagram, node: str, weights):
     """A symmetric fuse's weights (per output term: [rank, mul]) as the unreduced uuu vertex's per-path
-    weights, w = U @ c for each output term (LANGUAGE.md section 10)."""
-    data = diagram.graph.nodes[node]
-    ins = [diagram.irreps(w) for w in data["inputs"]]
-    out = diagram.irreps(data["outputs"][0])
-    paths = vertex_paths(diagram.group, "fuse", ins, [out])
+    weights, w = U @ c for each output term (docs/language.md section 10)."""
+    v = diagram.vertex(node)
+    ins, out, paths = v.in_irreps, v.out_irreps[0], v.paths
     bases = vertex_bases(diagram.group_name, ins[0], len(ins), out)
     weights = np.asarray(weights, dtype=float)
     lead = weights.shape[:-1]
@@ -88,16 +78,7 @@ def unreduced_weights(diagram: Diagram, node: str, weights):
 def weight_layout(diagram: Diagram, node: str) -> list[tuple[int, ...]]:
     """The shape of each path's weights, in the flat (e3nn) order (the unreduced vertex's, for a
     symmetric fuse: its weights are expanded by unreduced_weights first)."""
-    data = diagram.graph.nodes[node]
-    mode = weight_mode(data, diagram)
-    ins = [diagram.irreps(w) for w in data["inputs"]]
-    outs = [diagram.irreps(w) for w in data["outputs"]]
-    shapes = []
-    for p in vertex_paths(diagram.group, data["kind"], ins, outs):
-        m = [ins[r][t].mul for r, t in enumerate(p.ins)]
-        o = outs[0][p.outs[0]].mul
-        shapes.append({"uvw": tuple(m) + (o,), "uvu": tuple(m), "uuu": (m[0],), "linear": (m[0], o)}.get(mode, ()))
-    return shapes
+    return list(diagram.vertex(node).weight_shapes)
 
 
 def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False) -> np.ndarray:
@@ -105,13 +86,11 @@ def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False
 
     weights: the flat weight vector [numel], or [batch, numel] for external weights.
     """
-    data = diagram.graph.nodes[node]
-    kind, mode = data["kind"], weight_mode(data, diagram)
-    if data.get("symmetric") and weights is not None:
+    v = diagram.vertex(node)
+    kind, mode = v.kind, v.mode
+    if v.symmetric and weights is not None:
         weights = unreduced_weights(diagram, node, weights)
-    ins = [diagram.irreps(w) for w in data["inputs"]]
-    outs = [diagram.irreps(w) for w in data["outputs"]]
-    paths = vertex_paths(diagram.group, kind, ins, outs)
+    ins, outs, paths = list(v.in_irreps), list(v.path_out_irreps), v.paths
     batched = weights is not None and np.ndim(weights) == 2
     lead = (np.shape(weights)[0],) if batched else ()
     dims = [w.dim for w in ins] + [w.dim for w in outs]
@@ -123,7 +102,7 @@ def vertex_tensor(diagram: Diagram, node: str, weights=None, exact: bool = False
     def in_muls(q):
         return [ins[r][t].mul for r, t in enumerate(q.ins)]
 
-    shapes = weight_layout(diagram, node)
+    shapes = v.weight_shapes
     offset = 0
     for p, shape in zip(paths, shapes):
         numel = math.prod(shape) if shape else 0
@@ -182,12 +161,10 @@ def uuu_output(diagram: Diagram, node: str, args: list, weights) -> np.ndarray:
     args: the inputs [batch, dim]; weights: flat [numel] or [batch, numel] (a symmetric fuse's are
     expanded to the unreduced paths' first).  Returns [batch, dim of the output].
     """
-    data = diagram.graph.nodes[node]
-    if data.get("symmetric"):
+    v = diagram.vertex(node)
+    if v.symmetric:
         weights = unreduced_weights(diagram, node, weights)
-    ins = [diagram.irreps(w) for w in data["inputs"]]
-    out = diagram.irreps(data["outputs"][0])
-    paths = vertex_paths(diagram.group, "fuse", ins, [out])
+    ins, out, paths = v.in_irreps, v.out_irreps[0], v.paths
     mul = out[0].mul
     W = np.asarray(weights).reshape(np.shape(weights)[:-1] + (len(paths), mul))   # [(batch,) paths, mul]
 
@@ -230,7 +207,7 @@ def evaluate(diagram: Diagram, inputs: dict, weights: dict | None = None, edge_i
 
     Returns output wire -> array [batch, dim], in float64 (complex128 for SU2).
 
-    A graph diagram (LANGUAGE.md section 9) also needs edge_index [2, E] (row 0 the senders, row 1
+    A graph diagram (docs/language.md section 9) also needs edge_index [2, E] (row 0 the senders, row 1
     the receivers); node wires are [V, dim], edge wires [E, dim], and external weights have one row
     per node or edge.  V is the leading size of the node inputs, or num_nodes.
     """
@@ -248,34 +225,35 @@ def evaluate(diagram: Diagram, inputs: dict, weights: dict | None = None, edge_i
     pending = [n for n, _ in diagram.vertices()]
     while pending:
         for node in pending:
-            data = diagram.graph.nodes[node]
-            if all(w in values for w in data["inputs"]):
+            v = diagram.vertex(node)
+            if all(w in values for w in v.inputs):
                 break
         else:
             raise ValueError("the diagram has a cycle: evaluate closed diagrams with evaluate_closed")
         pending.remove(node)
-        if data["kind"] in ("gather", "scatter"):
+        out = v.outputs[0]
+        if v.kind in ("gather", "scatter"):
             # Straight from section 9: a node's value read at each edge's end, or each edge's value
             # added into the node at its end (zeros where no edge ends).
-            ends = edge_index[0 if data["endpoint"] == "sender" else 1]
-            source = values[data["inputs"][0]]
-            if data["kind"] == "gather":
-                values[data["outputs"][0]] = source[ends]
+            ends = edge_index[0 if v.endpoint == "sender" else 1]
+            source = values[v.inputs[0]]
+            if v.kind == "gather":
+                values[out] = source[ends]
             else:
                 total = np.zeros((num_nodes,) + source.shape[1:], dtype=np.result_type(source, np.float64))
                 np.add.at(total, ends, source)
-                values[data["outputs"][0]] = total
+                values[out] = total
             continue
-        args = [values[w] for w in data["inputs"]]
-        if weight_mode(data, diagram) == "uuu":   # channel by channel: no dense tensor over all channels
-            values[data["outputs"][0]] = uuu_output(diagram, node, args, weights.get(data["outputs"][0]))
+        args = [values[w] for w in v.inputs]
+        if v.mode == "uuu":   # channel by channel: no dense tensor over all channels
+            values[out] = uuu_output(diagram, node, args, weights.get(out))
             continue
-        T = vertex_tensor(diagram, node, weights.get(data["outputs"][0]))
+        T = vertex_tensor(diagram, node, weights.get(out))
         n = len(args)
         letters = "abcdefgh"[:n]
         batched_T = T.ndim == n + 2
         spec = ",".join("z" + l for l in letters) + "," + ("z" if batched_T else "") + letters + "o->zo"
-        values[data["outputs"][0]] = oe.contract(spec, *args, T)
+        values[out] = oe.contract(spec, *args, T)
     return {w: values[w] for w in diagram.outputs}
 
 
@@ -288,14 +266,14 @@ def evaluate_closed(diagram: Diagram, exact: bool = False):
         return evaluate_exact(diagram)
     symbols: dict[str, str] = {}
     operands, specs = [], []
-    for node, data in diagram.vertices():
-        if weight_mode(data, diagram) != "none":
+    for v in diagram.typed_vertices():
+        if v.mode != "none":
             raise ValueError(f"diagram {diagram.name} has weights, so its value is not fixed")
-        wires = data["inputs"] + data["outputs"]
+        wires = v.inputs + v.outputs
         for w in wires:
             symbols.setdefault(w, oe.get_symbol(len(symbols)))
         specs.append("".join(symbols[w] for w in wires))
-        operands.append(vertex_tensor(diagram, node, exact=exact))
+        operands.append(vertex_tensor(diagram, v.node, exact=exact))
     if not operands:
         return 1
     return float(np.real(oe.contract(",".join(specs) + "->", *operands)))

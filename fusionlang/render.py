@@ -20,7 +20,7 @@ The visual legend (docs/rendering.md):
   a vertex has several arguments a small number at the arrow head gives the
   argument position.
 - With ``plan_steps`` every vertex carries a red ``step k`` badge.
-- Graph diagrams (LANGUAGE.md section 9): the node part sits in a blue box
+- Graph diagrams (docs/language.md section 9): the node part sits in a blue box
   labelled ``per node (V rows)``, the edge part in an orange box labelled
   ``per edge (E rows)``, and node wires are drawn blue, edge wires orange.
   ``gather`` is a teal trapezium widening from the nodes to the edges
@@ -41,8 +41,10 @@ from typing import Iterable, Mapping
 import networkx as nx
 
 from . import names as pynames
+from .diagnostics import FusionError
 from .files import write_atomic
-from .ir import Diagram, weight_mode
+from .ir import Diagram, Vertex
+from .symmetry.paths import TooManyPaths, separate_paths
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 FORMATS = IMAGE_FORMATS + ("dot",)
@@ -69,7 +71,7 @@ _DOMAIN_BOX = {"node": ('per node (V rows)', '#eef4fb', '#9fc5e8'),
                "edge": ('per edge (E rows)', '#fdf3e7', '#f9cb9c')}
 
 
-class RenderError(Exception):
+class RenderError(FusionError):
     """A picture could not be made (bad output path or format, or Graphviz failed)."""
 
 
@@ -127,20 +129,31 @@ def _wire_label(name: str, irreps) -> str:
     return "<" + "<br/>".join([first] + [_h(line) for line in rest]) + ">"
 
 
-def _vertex_label(data: dict, diagram) -> str:
-    kind = data["kind"]
-    mode = weight_mode(data, diagram)
+def _vertex_label(v: Vertex, diagram) -> str:
+    kind = v.kind
     if kind == "fuse":
-        text = f"<b>fuse</b><br/>{_h(mode)}" + ("<br/><i>symmetric</i>" if data.get("symmetric") else "")
+        text = f"<b>fuse</b><br/>{_h(v.mode)}" + ("<br/><i>symmetric</i>" if v.symmetric else "")
+        if v.per_path:   # every path its own output block: say how many
+            text = f"<b>fuse</b><br/><i>paths separate</i><br/>{_per_path_blocks(diagram.graph.nodes[v.node], diagram)}"
     elif kind == "gather":
-        text = f"<b>gather</b><br/>at {_h(data['endpoint'])}"
+        text = f"<b>gather</b><br/>at {_h(v.endpoint)}"
     elif kind == "scatter":
-        text = f"<b>scatter &#931;</b><br/>into {_h(data['endpoint'])}"
+        text = f"<b>scatter &#931;</b><br/>into {_h(v.endpoint)}"
     elif kind == "split":
         text = "<b>split</b>"
     else:
         text = "<b>linear</b>"
     return "<" + text + ">"
+
+
+def _per_path_blocks(data: dict, diagram) -> str:
+    """`6 blocks` for a `paths=separate` fuse (its paths into the declared irreps), or "" if unknown."""
+    ins, out = [diagram.irreps(w) for w in data["inputs"]], diagram.irreps(data["outputs"][0])
+    try:
+        paths, _ = separate_paths(diagram.group, ins, set(out.irreps))
+    except TooManyPaths:
+        return ""
+    return f"{len(paths)} block{'s' * (len(paths) != 1)}"
 
 
 def _is_closed(diagram) -> bool:
@@ -231,16 +244,17 @@ def _body(diagram, plan_steps: Mapping[str, int] | None, prefix: str, indent: st
     # Vertices, in written order.
     # The note of an [external] vertex names the forward argument, as the generated module does.
     python = pynames.ModuleNames(diagram.name, list(diagram.wires), diagram.is_graph,
-                                 external=[data["outputs"][0] for _, data in diagram.vertices() if data.get("external")])
-    for node, data in diagram.vertices():
-        attrs = [f"label={_vertex_label(data, diagram)}", _STYLE[data["kind"]]]
+                                 external=[v.outputs[0] for v in diagram.typed_vertices() if v.external])
+    for v in diagram.typed_vertices():
+        node = v.node
+        attrs = [f"label={_vertex_label(v, diagram)}", _STYLE[v.kind]]
         if node in pinned:
             attrs.insert(0, f'pos="{pinned[node][0]:.3f},{pinned[node][1]:.3f}!"')
         if node in steps:
             attrs.append(f'xlabel=<<font color="#cc0000" point-size="10"><b>step {int(steps[node])}</b></font>>')
         add(f"{pid(node)} [{', '.join(attrs)}];")
-        if data.get("external"):
-            wname = python.weight_arguments[data["outputs"][0]]
+        if v.external:
+            wname = python.weight_arguments[v.outputs[0]]
             add(f'{pid("ext:" + node)} [label=<{_h(wname)}<br/><i>external</i>>, {_STYLE["external"]}];')
             add(f'{pid("ext:" + node)} -> {pid(node)} [style=dashed, color="#999999", arrowhead=empty];')
 
@@ -277,11 +291,11 @@ def _domain_boxes(diagram, prefix: str, indent: str) -> list[str]:
     members: dict[str, list[str]] = {"node": [], "edge": []}
     for name in diagram.inputs:
         members.setdefault(diagram.domain(name), []).append(f"in:{name}")
-    for node, data in diagram.vertices():
-        if data["kind"] not in ("gather", "scatter"):
+    for v in diagram.typed_vertices():
+        if v.kind not in ("gather", "scatter"):
             # External weights have one row per node or edge of the vertex's domain: inside its box.
-            members.setdefault(diagram.domain(data["outputs"][0]), []).extend(
-                [node] + (["ext:" + node] if data.get("external") else []))
+            members.setdefault(diagram.domain(v.outputs[0]), []).extend(
+                [v.node] + (["ext:" + v.node] if v.external else []))
     for name in diagram.outputs:
         members.setdefault(diagram.domain(name), []).append(f"out:{name}")
     lines = []

@@ -2,11 +2,13 @@
 
 A graph diagram is run on a random graph (self-loops, a repeated edge, an isolated node) and every
 node and edge value of the whole graph is rotated at once.
+
+torch is imported where it is used: the CLI imports this module for `fusionc verify`, and
+`fusionc check` should not pay for loading torch (docs/architecture.md).
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .symmetry.wigner import irreps_D, random_rotation
 
@@ -16,6 +18,7 @@ TOLERANCE = 1e-9      # float64; errors are relative to the output's largest ent
 def random_graph(num_nodes: int, num_edges: int, generator: torch.Generator) -> torch.Tensor:
     """edge_index [2, E] of random edges among the first V - 1 nodes (the last one is isolated when
     V > 1), with a self-loop and a repeated edge where E allows."""
+    import torch
     reach = max(1, num_nodes - 1)
     edges = torch.randint(0, reach, (2, num_edges), generator=generator)
     if num_edges >= 2:
@@ -33,7 +36,9 @@ def _rows(diagram, wire: str, batch: int) -> int:
     return graph_rows(diagram, batch)[diagram.domain(wire)] if diagram.is_graph else batch
 
 
-def random_inputs(diagram, batch: int, generator: torch.Generator, dtype=torch.float64) -> list[torch.Tensor]:
+def random_inputs(diagram, batch: int, generator: torch.Generator, dtype=None) -> list[torch.Tensor]:
+    import torch
+    dtype = torch.float64 if dtype is None else dtype
     complex_group = diagram.group.is_complex
     out = []
     for w in diagram.inputs:
@@ -46,7 +51,9 @@ def random_inputs(diagram, batch: int, generator: torch.Generator, dtype=torch.f
     return out
 
 
-def external_weights(plan, batch: int, generator: torch.Generator, dtype=torch.float64) -> list[torch.Tensor]:
+def external_weights(plan, batch: int, generator: torch.Generator, dtype=None) -> list[torch.Tensor]:
+    import torch
+    dtype = torch.float64 if dtype is None else dtype
     d = plan.diagram
     rows = (lambda v: graph_rows(d, batch)[v.domain]) if d.is_graph else (lambda v: batch)
     return [torch.randn(rows(v), v.weight_numel, generator=generator, dtype=dtype)
@@ -65,12 +72,14 @@ def graph_arguments(diagram, batch: int, generator: torch.Generator) -> tuple[tu
 
 
 def _as_tensor(matrix: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    import torch
     return torch.from_numpy(np.ascontiguousarray(matrix)).to(like.dtype)
 
 
 def equivariance_error(module: torch.nn.Module, diagram, plan, trials: int = 4, batch: int = 3,
                        seed: int = 0) -> float:
     """Worst relative error of f(D x) - D f(x) over random rotations (and, for O3, with inversion)."""
+    import torch
     module = module.double() if not diagram.group.is_complex else module.double()
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -91,10 +91,10 @@ def hostile_cases(n: int) -> list[bytes]:
         x_irreps = rng.choice(HOSTILE_IRREPS + ["4x(0e + 1o)", "16x(0e + 1o + 2e)"])
         shape = k % 5
         if shape == 0:       # binary fuse
-            mode = rng.choice(["uvw", "uvu", "uuu", "none"])
+            mode = rng.choice(["weights=uvw", "weights=uvu", "weights=uuu", "weights=none", "paths=separate"])
             body = (f"    in {a} : {x_irreps}\n    in {b} : {rng.choice(['0e', 'sh(2)', '1o', x_irreps])}\n"
                     f"    out {c} : {rng.choice([x_irreps, '16x0e', '0e + 1o', '65536x0e'])}\n"
-                    f"    {c} = fuse({a}, {b}) [weights={mode}]\n")
+                    f"    {c} = fuse({a}, {b}) [{mode}]\n")
         elif shape == 1:     # n-ary fuse of many operands
             ops = rng.randint(3, 40)
             args = ", ".join([a] * ops)

@@ -363,7 +363,7 @@ def test_cache_cold_then_warm(fresh_cache, monkeypatch):
 
 
 def test_cache_warm_read_in_new_process(fresh_cache):
-    code = ("import time, sys; t=time.perf_counter(); from fusionlang import coupling; "
+    code = ("import time, sys; t=time.perf_counter(); from fusionlang.symmetry import coupling; "
             "t1=time.perf_counter(); coupling.warm_cache(); print(time.perf_counter()-t1)")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)

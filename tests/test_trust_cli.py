@@ -29,7 +29,7 @@ def test_an_escaping_exception_is_an_internal_error(monkeypatch, tmp_path, capsy
     def broken(*args, **kwargs):
         raise KeyError(0)
 
-    monkeypatch.setattr(cli, "analyze_file", broken)
+    monkeypatch.setattr(cli.common, "analyze_file", broken)
     assert cli.main(["check", str(path)]) == cli.EXIT_INTERNAL
     err = capsys.readouterr().err
     assert "internal error: KeyError in `fusionc check`: 0" in err

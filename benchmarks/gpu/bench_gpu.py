@@ -10,14 +10,17 @@ Cases (benchmarks/gpu/cases.py): A 32x(0e+1o+2e) x sh(2) uvu N=100k; D the MACE 
 gather(sender) and scatter(receiver) with V=5k; F 16x(0e+1o+2e+3o) x itself uvw N=50k; C the
 three-body fuse(h, y1, y2) with 32x(0e+1o); E the product basis 128x(0e+1o+2e+3o)^3 -> 128x(0e+1o).
 
-Implementations: "triton" and "torch" (fusionlang's backends), "e3nn" (o3.TensorProduct, eager) and
-"e3nn-compiled" (the same under torch.compile).  For each: forward (no_grad) and forward+backward
+Implementations: "triton" and "torch" (fusionlang's backends), "e3nn" (o3.TensorProduct, eager),
+"e3nn-compiled" (the same under torch.compile) and, where cuequivariance_torch imports (install it
+into the run from wheels carried with the working tree), "cueq" (cuEquivariance's modules: A, D, F,
+E; its channel-wise products write one output segment per path, as MACE uses them).  For each: forward (no_grad) and forward+backward
 (every input and weight requires grad; backward of a fixed random output gradient) times, the
 median of --repeat runs, each timed with CUDA events after --warmup runs; the first call's wall
 time (Triton and torch.compile compile there); the peak memory a forward+backward allocates above
 what its inputs and parameters already hold.  Also: the agreement of the two fusionlang backends
 (same weights), the card's copy bandwidth (a device-to-device copy of 1 GiB), and case D's memory
-floor: its inputs read once and its output written once at that bandwidth.
+floor (and D-graph's): its inputs read once and its output written once at that bandwidth.  float32
+with TF32 off everywhere.
 
 No network needed (torch, triton and e3nn installed).  Writes JSON (--out, default $OUT/bench_gpu.json
 or ./bench_gpu.json) after every measurement, so a run cut short keeps what it measured, and
@@ -44,9 +47,10 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.gpu.cases import CASES, e3nn_module, fusion_module, inputs_for, memory_floor_bytes  # noqa: E402
+from benchmarks.gpu.cases import (CASES, cueq_available, cueq_module, e3nn_module, fusion_module,  # noqa: E402
+                                  inputs_for, memory_floor_bytes)
 
-IMPLS = ("triton", "torch", "e3nn", "e3nn-compiled")
+IMPLS = ("triton", "torch", "e3nn", "e3nn-compiled", "cueq")
 
 
 class Timer:
@@ -96,6 +100,8 @@ def build(case, impl: str, rows: int, nodes: int, device, dry_run: bool):
     inputs = inputs_for(case, program, rows, nodes, device)
     if impl in ("triton", "torch"):
         return ours.to(device), inputs, program
+    if impl == "cueq":
+        return cueq_module(case, program, device), inputs, program
     module = e3nn_module(case, program).to(device)
     if impl == "e3nn-compiled":
         module = torch.compile(module, backend="eager" if dry_run else "inductor")
@@ -137,7 +143,7 @@ def measure(case, impl, args, device, timer: Timer) -> dict:
             torch.cuda.synchronize()
             result[f"peak_{kind}_mb"] = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
     if impl == "triton":
-        result["memory_floor_bytes"] = memory_floor_bytes(case, program, rows) if not case.nodes else None
+        result["memory_floor_bytes"] = memory_floor_bytes(case, program, rows, nodes=nodes)
     del module, inputs, float_inputs
     return result
 
@@ -194,7 +200,9 @@ def table(report: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--impls", nargs="*", default=list(IMPLS), choices=list(IMPLS))
+    parser.add_argument("--impls", nargs="*", choices=list(IMPLS),
+                        default=[i for i in IMPLS if i != "cueq" or cueq_available()],
+                        help="default: all; cueq (cuEquivariance) only where cuequivariance_torch imports")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rows", type=int, help="override every case's N / E")
@@ -214,16 +222,21 @@ def main(argv=None) -> int:
         device = torch.device("cuda")
         torch.backends.cuda.matmul.allow_tf32 = False     # fp32 means fp32 for every implementation
         torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
     out = Path(args.out or Path(os.environ.get("OUT", ".")) / "bench_gpu.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     timer = Timer(device)
     import e3nn
     import triton
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.processor()})",
-              "dry_run": args.dry_run, "dtype": "float32", "repeat": args.repeat, "warmup": args.warmup,
+              "dry_run": args.dry_run, "dtype": "float32", "tf32": False, "repeat": args.repeat,
+              "warmup": args.warmup,
               "versions": {"torch": torch.__version__, "triton": triton.__version__, "e3nn": e3nn.__version__,
                            "python": platform.python_version()},
               "cases": {}}
+    if cueq_available():
+        import cuequivariance_torch
+        report["versions"]["cuequivariance_torch"] = cuequivariance_torch.__version__
     if device.type == "cuda":
         report["copy_bandwidth_gb_s"] = round(copy_bandwidth(device, timer) / 1e9, 1)
     started = time.perf_counter()
@@ -245,11 +258,12 @@ def main(argv=None) -> int:
                 entry["agreement"] = agreement(case, args, device)
             except Exception as exc:   # report and go on: one failing case must not lose the others
                 entry["agreement_error"] = repr(exc)
-        if key == "D" and "copy_bandwidth_gb_s" in report:
+        if key in ("D", "D-graph"):     # the goal: D's forward within 2x of this floor
             _, program = fusion_module(case, "torch")
-            floor = memory_floor_bytes(case, program, args.rows or case.rows)
+            floor = memory_floor_bytes(case, program, args.rows or case.rows, nodes=args.nodes or case.nodes)
             entry["memory_floor_bytes"] = floor
-            entry["memory_floor_ms"] = floor / (report["copy_bandwidth_gb_s"] * 1e9) * 1e3
+            if "copy_bandwidth_gb_s" in report:
+                entry["memory_floor_ms"] = floor / (report["copy_bandwidth_gb_s"] * 1e9) * 1e3
         save()
     for key, impl in order:
         case, results = cases[key], report["cases"][key]["results"]
@@ -259,6 +273,8 @@ def main(argv=None) -> int:
         print(f"[{time.perf_counter() - started:6.1f} s] {key} {impl} ...", file=sys.stderr, flush=True)
         try:
             results[impl] = measure(case, impl, args, device, timer)
+        except NotImplementedError as exc:      # cuEquivariance has no module for the case
+            results[impl] = {"skipped": str(exc)}
         except Exception as exc:
             results[impl] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
         if device.type == "cuda":

@@ -3,6 +3,7 @@
 Each case builds, for an implementation name, a module and its inputs on a device:
     "triton"  fusionlang, backend="triton"    "torch"  fusionlang, backend="torch"
     "e3nn"    e3nn's o3.TensorProduct (eager; the harness wraps it in torch.compile for "e3nn-compiled")
+    "cueq"    cuEquivariance (cuequivariance_torch with its CUDA ops), only where it imports
 """
 from __future__ import annotations
 
@@ -171,12 +172,81 @@ def _two_step(first: str, second: str | None, third: str | None, out: str, mode:
     return TwoStep()
 
 
-def memory_floor_bytes(case: Case, program, rows: int, dtype_bytes: int = 4) -> int:
+def cueq_available() -> bool:
+    try:
+        import cuequivariance  # noqa: F401
+        import cuequivariance_torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cueq_module(case: Case, program, device):
+    """cuEquivariance's closest module (its own weights, its own output layout: channel-wise products
+    write one output segment per path, as in MACE), taking our argument order.  NotImplementedError
+    where it has none (C: no three-operand channel-wise product)."""
+    import cuequivariance as cue
+    import cuequivariance_torch as cuet
+    d = next(iter(program.plans.values())).diagram
+
+    def irreps(w):
+        return cue.Irreps("O3", " + ".join(f"{t.mul}x{t.irrep}" for t in d.irreps(w)))
+
+    common = dict(layout=cue.mul_ir, device=device, dtype=torch.float32)
+    if case.key in ("A", "D", "D-graph"):
+        x, y, out = ("h", "y", "a") if case.key == "D-graph" else ("x", "y", "m")
+        external = case.key != "A"
+        tp = cuet.ChannelWiseTensorProduct(irreps(x), irreps(y), [t.irrep for t in irreps(out)],
+                                           shared_weights=not external, internal_weights=not external, **common)
+        if case.key != "D-graph":
+            return tp
+
+        class Graph(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.tp = tp
+
+            def forward(self, h, y, w, edge_index):
+                m = self.tp(h.index_select(0, edge_index[0]), y, w)
+                return m.new_zeros((h.shape[0], m.shape[1])).index_add(0, edge_index[1], m)
+        return Graph()
+    if case.key == "F":
+        tp = cuet.FullyConnectedTensorProduct(irreps("x"), irreps("x"), irreps("m"), shared_weights=True,
+                                              internal_weights=True, **common)
+
+        class Square(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.tp = tp
+
+            def forward(self, x):
+                return self.tp(x, x)
+        return Square()
+    if case.key == "E":
+        sc = cuet.SymmetricContraction(irreps("A"), irreps("m"), contraction_degree=3, num_elements=1,
+                                       layout_in=cue.mul_ir, layout_out=cue.mul_ir,
+                                       device=device, dtype=torch.float32)
+
+        class Product(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.sc = sc
+
+            def forward(self, A):
+                return self.sc(A, torch.zeros(A.shape[0], dtype=torch.int32, device=A.device))
+        return Product()
+    raise NotImplementedError(f"case {case.key}: cuEquivariance has no equivalent module")
+
+
+def memory_floor_bytes(case: Case, program, rows: int, dtype_bytes: int = 4, nodes: int = 0) -> int:
     """Bytes a forward must move at least: every input (and external weight) read once, every output
-    written once; internal weights are negligible and not counted."""
+    written once; internal weights are negligible and not counted.  Graph cases: node tensors have
+    `nodes` rows, edge tensors `rows`, and edge_index (two int64 per edge) is read once too."""
     plan = next(iter(program.plans.values()))
     d = plan.diagram
-    inputs = sum(d.irreps(w).dim for w in d.inputs)
-    outputs = sum(d.irreps(w).dim for w in d.outputs)
-    weights = sum(v.weight_numel for v in plan.vertices if v.external)
-    return rows * (inputs + outputs + weights) * dtype_bytes
+    count = {"node": nodes, "edge": rows} if d.is_graph else {}
+    elements = sum(count.get(d.domain(w) if d.is_graph else None, rows) * d.irreps(w).dim
+                   for w in list(d.inputs) + list(d.outputs))
+    elements += rows * sum(v.weight_numel for v in plan.vertices if v.external)
+    index = 2 * 8 * rows if d.is_graph else 0
+    return elements * dtype_bytes + index

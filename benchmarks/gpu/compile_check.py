@@ -73,7 +73,9 @@ def check(source: str, arch: int, block_sizes=None) -> list[dict]:
                 if p.is_constexpr:
                     signature[p.name], constants[p.name] = "constexpr", opts[p.name]
                 else:
-                    signature[p.name] = "*fp32" if p.name.endswith("_ptr") else "i32"
+                    # index_<end>_ptr: a graph chain's edge_index row (torch.long)
+                    signature[p.name] = ("*i64" if p.name.startswith("index_") else "*fp32") \
+                        if p.name.endswith("_ptr") else "i32"
             start = time.perf_counter()
             kernel = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constants),
                                     target=GPUTarget("cuda", arch, 32), options={"num_warps": opts["num_warps"]})

@@ -4,7 +4,7 @@ The generated file imports only torch.  Constants (coupling tensors with the
 normalisation folded in) are float64 buffers built from their nonzero entries
 and cast to the input's dtype in forward, so `.double()` gives full float64
 precision and `.to(device)` moves everything.  Weights are flat parameters in
-e3nn's order (LANGUAGE.md section 6), sliced per contraction.
+e3nn's order (docs/language.md section 6), sliced per contraction.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..version import __version__
 from .plan import Contraction, Plan, VertexPlan
 
 METADATA = pynames.CLASS_ATTRIBUTES   # e3nn's names; see _ModuleWriter.metadata
+# The calling convention of graph diagrams (docs/language.md section 9) fixes these argument names.
 GRAPH_ARGUMENTS = pynames.GRAPH_ARGUMENTS
 
 
@@ -119,7 +120,7 @@ class _ModuleWriter:
         return self.render_class(args)
 
     def write_graph(self) -> str:
-        """forward(*inputs, *external_weights, edge_index[, *, num_nodes]) of LANGUAGE.md section 9: node
+        """forward(*inputs, *external_weights, edge_index[, *, num_nodes]) of docs/language.md section 9: node
         tensors [V, dim], edge tensors [E, dim], gather as index_select, scatter as index_add."""
         d, plan = self.d, self.plan
         ext = [v for v in plan.vertices if v.external and v.weight_numel]
@@ -152,10 +153,7 @@ class _ModuleWriter:
             if v.absorbed:
                 continue        # the fuse before it wrote into the nodes (plan.VertexPlan.scatter_into)
             if v.kind == "gather":
-                self.body += ["", f"# line {v.line}: {self.stem(v.outputs[0])} = gather({v.inputs[0]}, {v.endpoint}): "
-                              f"each edge reads its {v.endpoint}'s row"]
-                self.let(self.var[v.outputs[0]], f"{self.var[v.inputs[0]]}.index_select(0, {ends[v.endpoint]})",
-                         fixed=True)
+                self.gather(v)
             elif v.kind == "scatter":
                 self.body += ["", f"# line {v.line}: {self.stem(v.outputs[0])} = scatter({v.inputs[0]}, {v.endpoint}): "
                               f"each edge's row added into its {v.endpoint}"]
@@ -166,6 +164,12 @@ class _ModuleWriter:
         outs = [self.var[w] for w in d.outputs]
         self.body.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
         return self.render_class(args)
+
+    def gather(self, v: VertexPlan) -> None:
+        self.body += ["", f"# line {v.line}: {self.stem(v.outputs[0])} = gather({v.inputs[0]}, {v.endpoint}): "
+                      f"each edge reads its {v.endpoint}'s row"]
+        self.let(self.var[v.outputs[0]], f"{self.var[v.inputs[0]]}.index_select(0, {self.ends[v.endpoint]})",
+                 fixed=True)
 
     def weights_argument(self, v: VertexPlan) -> str:
         """The forward argument of a vertex's external weights."""
@@ -250,7 +254,7 @@ class _ModuleWriter:
         lines = [f"class {self.class_name()}(torch.nn.Module):", "    " + pynames.docstring(doc), "",
                  *["    " + line for line in self.metadata()], "",
                  "    def __init__(self):", "        super().__init__()"]
-        lines += ["        " + line for line in self.init]
+        lines += ["        " + line for statement in self.init for line in statement.split("\n")]
         lines += ["", f"    def forward(self, {', '.join(args)}):"]
         lines += ["        " + line if line else "" for line in self.body]
         return "\n".join(lines) + "\n"
@@ -279,11 +283,10 @@ class _ModuleWriter:
             entries = [f"{int(i)}:{slot[float(flat[i])]}" for i in nz]
             self.init += _comment_lines(f"{name}: {what}, {list(value.shape)}, {len(nz)} nonzero entries, "
                                         f"{len(distinct)} distinct values")
-            self.init.append(f"self.register_buffer({name!r}, _table({tuple(value.shape)!r}, [")
-            self.init += _wrapped([repr(x) + "," for x in distinct])
-            self.init.append('], """')
-            self.init += _wrapped(entries)
-            self.init.append('"""))')
+            # One entry of self.init per statement, its lines joined by newlines (render_class indents them).
+            self.init.append("\n".join([f"self.register_buffer({name!r}, _table({tuple(value.shape)!r}, [",
+                                         *_wrapped([repr(x) + "," for x in distinct]), '], """',
+                                         *_wrapped(entries), '"""))']))
             self.constants[key] = f"self.{name}"
         return self.constants[key]
 
@@ -296,9 +299,9 @@ class _ModuleWriter:
         key = ("long", index.shape, np.asarray(index, dtype=np.int64).tobytes())
         if key not in self.constants:
             name = self.names.fresh(stem)
-            self.init.append(f"self.register_buffer({name!r}, torch.tensor([")
-            self.init += _wrapped([f"{int(i)}," for i in index])
-            self.init.append("], dtype=torch.long), persistent=False)")
+            self.init.append("\n".join([f"self.register_buffer({name!r}, torch.tensor([",
+                                         *_wrapped([f"{int(i)}," for i in index]),
+                                         "], dtype=torch.long), persistent=False)"]))
             self.constants[key] = f"self.{name}"
         return self.constants[key]
 
@@ -325,6 +328,7 @@ class _ModuleWriter:
         out = v.outputs[0]
         opts = f" [weights={v.mode}{', external' if v.external else ''}{', symmetric' if v.symmetric_bases else ''}]" \
             if v.kind == "fuse" else (" [external]" if v.external else "")
+        opts = " [paths=separate]" if v.per_path else opts
         count = (f"{len(v.paths)} symmetric basis functions ({v.unreduced_paths} unreduced paths)" if v.symmetric_bases
                  else f"{len(v.paths)} paths")
         self.body += ["", *_comment_lines(
@@ -677,7 +681,7 @@ def _path_text(d, v: VertexPlan, k: int) -> str:
     inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
     if v.symmetric_bases:   # a basis function on the sorted terms: its index among the output term's
         inner = f" (symmetric {sum(1 for q in v.paths[:k] if q.outs == p.outs)})"
-    return f"{ins}{inner} -> {d.irreps(v.outputs[0])[p.outs[0]].irrep}"
+    return f"{ins}{inner} -> {v.out_irreps[p.outs[0]].irrep}"
 
 
 def forward_argument_names(plan: Plan) -> list[str]:

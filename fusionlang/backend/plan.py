@@ -28,9 +28,10 @@ import numpy as np
 
 from ..cost.contract_order import (BMM_FLOP_WEIGHT, COPY_WEIGHT, MULSUM_WEIGHT, WRITE_WEIGHT, Step, left_to_right,
                              order_for)
-from ..ir import Diagram, Wire, rebuild, weight_mode
+from ..ir import Diagram, Wire, debug_verify, rebuild, weight_mode
 from ..symmetry.groups import Irreps
-from ..symmetry.paths import Path, vertex_paths
+from ..symmetry.paths import Path, path_weight_shape, vertex_paths, vertex_wiring
+from ..symmetry.paths import weight_numel as _numel
 from ..symmetry.symmetric import vertex_bases
 from ..symmetry.trees import coupling
 
@@ -52,7 +53,7 @@ OPERATOR_COST_SCALE = 0.6
 SYMMETRIC_PAIRS_COST_SCALE = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Segment:
     wire: str
     index: int
@@ -76,8 +77,8 @@ def segments(wire: str, irreps: Irreps, by_term: bool = False) -> list[Segment]:
             j += 1
         terms = tuple(range(k, j + 1))
         size = sum(irreps[t].dim for t in terms)
-        out.append(Segment(wire, len(out), terms, irreps[k].mul, sum(irreps[t].irrep.dim for t in terms),
-                           start, start + size))
+        out.append(Segment(wire=wire, index=len(out), terms=terms, mul=irreps[k].mul,
+                           dim=sum(irreps[t].irrep.dim for t in terms), start=start, end=start + size))
         start += size
         k = j + 1
     return out
@@ -116,7 +117,7 @@ class Contraction:
     node_steps: list[Step] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OutputGroup:
     """Output terms of one multiplicity, accumulated together as [z, rows, mul] (operator plans)."""
     mul: int
@@ -124,7 +125,7 @@ class OutputGroup:
     offsets: tuple[int, ...]    # row where each term starts, then the total number of rows
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OperatorBlock:
     """The paths from one term of the first input into one output group, evaluated through the
     coupling operator of the second input, whose terms all have multiplicity 1 (e.g. sh(l)):
@@ -150,9 +151,9 @@ class OperatorBlock:
     cost: int = 0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SymmetricPairs:
-    """A symmetric fuse of order 3 (LANGUAGE.md section 10) on the products of one channel's D
+    """A symmetric fuse of order 3 (docs/language.md section 10) on the products of one channel's D
     components x_i (all input terms, in written order), channels outermost:
 
         P_u[a, (i, j), z]  = x[a, i, z] x[a, j, z]                 j in input term u, i before its end:
@@ -182,7 +183,7 @@ class SymmetricPairs:
     cost: int = 0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VertexPlan:
     node: str
     kind: str
@@ -203,7 +204,7 @@ class VertexPlan:
     # Set instead of contractions when the operator form (OperatorBlock) is the cheaper plan.
     operator_blocks: list[OperatorBlock] = field(default_factory=list)
     output_groups: list[OutputGroup] = field(default_factory=list)
-    # A symmetric fuse (LANGUAGE.md section 10): `paths` are then its basis functions, one symmetric.py
+    # A symmetric fuse (docs/language.md section 10): `paths` are then its basis functions, one symmetric.py
     # basis per output term; the unreduced uuu vertex's counts are kept for `fusionc plan`.
     symmetric_bases: list = field(default_factory=list)
     unreduced_paths: int = 0
@@ -228,6 +229,8 @@ class VertexPlan:
     absorbed_by: str | None = None
     weights_on_nodes: bool = False
     peak_bytes: int = 0        # estimate: the step's largest transient plus its result (float32)
+    # `paths=separate`: out_irreps are the per-path blocks (one term per path), laid out as the wire.
+    per_path: bool = False
 
     @property
     def weight_numel(self) -> int:
@@ -270,23 +273,6 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------- weights and normalisation
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    """Weights of one path: an empty shape means none (not the 1 of an empty product)."""
-    return math.prod(shape) if shape else 0
-
-
-def path_weight_shape(mode: str, in_muls: list[int], out_mul: int) -> tuple[int, ...]:
-    if mode == "uvw":
-        return tuple(in_muls) + (out_mul,)
-    if mode == "uvu":
-        return tuple(in_muls)
-    if mode == "uuu":
-        return (in_muls[0],)
-    if mode == "linear":
-        return (in_muls[0], out_mul)
-    return ()
 
 
 def num_elements(mode: str, in_muls: list[int]) -> int:
@@ -338,20 +324,23 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     group = diagram.group
     kind, mode = data["kind"], weight_mode(data, diagram)
     ins = [diagram.irreps(w) for w in data["inputs"]]
-    outs = [diagram.irreps(w) for w in data["outputs"]]
-    paths = vertex_paths(group, kind, ins, outs)
+    paths, outs = vertex_wiring(group, data, ins, [diagram.irreps(w) for w in data["outputs"]])
     line = data["span"].line if data.get("span") else 0
     if kind in ("gather", "scatter"):
         # A row copy (gather) or a row sum (scatter) of the whole wire: no paths, no weights.
-        plan = VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], [], [], [], False, [],
-                          0, 0, line, endpoint=data["endpoint"], weight_owner=data["outputs"][0])
+        plan = VertexPlan(node=node, kind=kind, mode=mode, inputs=data["inputs"], outputs=data["outputs"],
+                          out_irreps=outs[0], paths=[], coefficients=[], weight_shapes=[], external=False,
+                          contractions=[], flops=0, naive_flops=0, line=line, endpoint=data["endpoint"],
+                          weight_owner=data["outputs"][0])
         plan.flops = plan.naive_flops = outs[0].dim * batch if kind == "scatter" else 0
         plan.cost = plan.naive_cost = move_cost(kind, batch, outs[0].dim)
         return plan
     if kind == "split":
         # Only in closed diagrams (check.py), which the reference evaluator handles; no kernel.
-        return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], None, paths,
-                          [1.0] * len(paths), [], False, [], 0, 0, line, weight_owner=data["outputs"][0])
+        return VertexPlan(node=node, kind=kind, mode=mode, inputs=data["inputs"], outputs=data["outputs"],
+                          out_irreps=None, paths=paths, coefficients=[1.0] * len(paths), weight_shapes=[],
+                          external=False, contractions=[], flops=0, naive_flops=0, line=line,
+                          weight_owner=data["outputs"][0])
 
     def in_muls_of(p: Path) -> list[int]:
         return [ins[r][t].mul for r, t in enumerate(p.ins)]
@@ -393,12 +382,14 @@ def plan_vertex(diagram: Diagram, node: str, data: dict, batch: int, form: str =
     naive = [_naive_path_cost(kind, mode, ins, outs[0], p, shapes[k], data["external"], batch)
              for k, p in enumerate(paths)]
     flops = sum(c.flops for c in contractions) + sum(b.flops for b in blocks) + (pairs.flops if pairs else 0)
-    return VertexPlan(node, kind, mode, data["inputs"], data["outputs"], outs[0], paths, coeffs, shapes,
-                      data["external"], contractions, flops, sum(f for f, _ in naive), line,
-                      cost, sum(c for _, c in naive), blocks, groups,
+    return VertexPlan(node=node, kind=kind, mode=mode, inputs=data["inputs"], outputs=data["outputs"],
+                      out_irreps=outs[0], paths=paths, coefficients=coeffs, weight_shapes=shapes,
+                      external=data["external"], contractions=contractions, flops=flops,
+                      naive_flops=sum(f for f, _ in naive), line=line, cost=cost,
+                      naive_cost=sum(c for _, c in naive), operator_blocks=blocks, output_groups=groups,
                       weight_owner=data.get("weight_owner", data["outputs"][0]),
                       symmetric_bases=bases, unreduced_paths=unreduced[0], unreduced_weight_numel=unreduced[1],
-                      symmetric_pairs=pairs)
+                      symmetric_pairs=pairs, per_path=bool(data.get("per_path")))
 
 
 def symmetric_paths(group_name: str, ins: list[Irreps], out: Irreps):
@@ -461,7 +452,8 @@ def symmetric_pair_form(wire: Irreps, out: Irreps, bases, batch: int) -> Symmetr
         cost += int(BMM_FLOP_WEIGHT * gemm) + WRITE_WEIGHT * rows * width + 2 * const.size * mul \
             + COPY_WEIGHT * const.shape[0] * mul + MULSUM_WEIGHT * rows * width + 4 * OP_OVERHEAD_FLOPS
     cost += COPY_WEIGHT * rows * O + OP_OVERHEAD_FLOPS * len(out)                     # back to mul_ir
-    return SymmetricPairs(mul, D, tuple(starts), tuple(int(v) for v in slot_start), blocks, O, R, flops, cost)
+    return SymmetricPairs(mul=mul, dim=D, starts=tuple(starts), slot_starts=tuple(int(v) for v in slot_start),
+                          blocks=blocks, out_dim=O, rank=R, flops=flops, cost=cost)
 
 
 def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external, batch):
@@ -482,7 +474,7 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
         offs = [0]
         for k in terms:
             offs.append(offs[-1] + out[k].irrep.dim)
-        groups.append(OutputGroup(mul, terms, tuple(offs)))
+        groups.append(OutputGroup(mul=mul, terms=terms, offsets=tuple(offs)))
     group_of = {k: g for g, og in enumerate(groups) for k in og.terms}
     y_offsets = list(np.cumsum([0] + [t.dim for t in y]))
     B, d_y = batch, y.dim
@@ -522,8 +514,9 @@ def _operator_plan(group, kind, mode, ins, out, paths, coeffs, offsets, external
             bmm_flops = 2 * B * rows * q * w
             cost += int(BMM_FLOP_WEIGHT * bmm_flops) + WRITE_WEIGHT * B * rows * w + 3 * OP_OVERHEAD_FLOPS
             shapes = [(B, u, d), (B, d_y), K.shape, w_shape]
-            blocks.append(OperatorBlock(a, u, d, g, K.reshape(d_y, rows, q), index, members,
-                                        eq, shapes, z_flops + w_flops + bmm_flops, cost))
+            blocks.append(OperatorBlock(term=a, mul=u, dim=d, group=g, operator=K.reshape(d_y, rows, q),
+                                        weight_index=index, paths=members, equation=eq, operand_shapes=shapes,
+                                        flops=z_flops + w_flops + bmm_flops, cost=cost))
             total += cost
     for og in groups:   # each group's accumulator is transposed back into the output's layout
         total += COPY_WEIGHT * B * og.offsets[-1] * og.mul + OP_OVERHEAD_FLOPS
@@ -670,6 +663,7 @@ def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper
 
     A graph diagram is planned as a whole (plan_graph) for V = batch nodes and E = EDGES_PER_NODE *
     batch edges; graph=False plans it vertex by vertex as written (for comparisons and tests)."""
+    debug_verify([diagram], "check")
     if not diagram.is_graph:
         order = _topological_vertices(diagram)
         plan = Plan(diagram, [plan_vertex(diagram, n, diagram.graph.nodes[n], batch, form) for n in order], batch)
@@ -677,6 +671,7 @@ def plan_diagram(diagram: Diagram, batch: int = PLAN_BATCH, form: str = "cheaper
         plan = plan_graph(diagram, batch, form, rewrite=graph)
     for v in plan.vertices:
         v.peak_bytes = _peak_bytes(plan.emitted, v, v.rows or batch, plan.nodes)
+    debug_verify([plan.emitted], "the planner's rewrites")
     return plan
 
 

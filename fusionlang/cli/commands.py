@@ -1,6 +1,7 @@
 """fusionc subcommands beyond check/fmt: compile, plan, verify, eval, render, build."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ..build import build_all
 from ..exact import NotEvaluable, evaluate_exact
 from ..files import write_atomic
 from ..render import RenderError, UnsupportedFormat, _format_of, render, select
+from ..triton_backend.emit import coverage
 from ..verify import TOLERANCE, equivariance_error
 from .common import EXIT_ERRORS, EXIT_OK, UsageError, _load_checked, add_limits, current_limits
 
@@ -39,6 +41,12 @@ def cmd_compile(args) -> int:
     names = ", ".join(program.modules) or "no open diagrams"
     kernels = "; with Triton kernels" if program.backend == "triton" else ""
     print(f"wrote {out} ({names}{kernels})", file=sys.stderr)
+    if program.backend == "triton":     # the vertices that keep torch code, and why (docs/gpu.md)
+        for plan in program.plans.values():
+            for v, what in coverage(plan):
+                if what.startswith("torch code"):
+                    print(f"note: {args.file}:{v.line}: `{v.outputs[0]} = {v.kind}(...)` keeps {what}",
+                          file=sys.stderr)
     return EXIT_OK
 
 
@@ -79,7 +87,7 @@ def format_plan(program, verbose: bool = False) -> str:
             ext = (", external" if v.external else "") + (", symmetric" if v.symmetric_bases else "")
             args = ", ".join(v.inputs + ([v.endpoint] if v.endpoint else []))
             where = f", per {v.domain} ({v.rows:,} rows)" if v.domain else ""
-            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{v.mode}{ext}]  "
+            lines.append(f"  step {step}: {v.outputs[0]} = {v.kind}({args}) [{'paths=separate' if v.per_path else v.mode}{ext}]  "
                          f"(line {v.line}{where})")
             if v.kind in ("gather", "scatter"):
                 writer = next((k for k, u in enumerate(plan.vertices, 1) if u.node == v.absorbed_by), None)
@@ -94,7 +102,7 @@ def format_plan(program, verbose: bool = False) -> str:
                          f"{len(v.symmetric_pairs.blocks)} batched GEMMs)" if v.symmetric_pairs
                     else f"contractions {len(v.contractions)}")
             counts = f"paths {len(v.paths)}, weights {v.weight_numel}"
-            if v.symmetric_bases:   # LANGUAGE.md section 10: both weight counts
+            if v.symmetric_bases:   # docs/language.md section 10: both weight counts
                 ranks = " + ".join(str(b.rank) for b in v.symmetric_bases)
                 counts = (f"symmetric basis {ranks} per channel (unreduced paths {v.unreduced_paths}), "
                           f"weights {v.weight_numel} (unreduced uuu {v.unreduced_weight_numel})")

@@ -4,14 +4,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..diagnostics import FusionError
 from ..cost.budget import Limits
 from ..frontend import Analysis, analyze_file
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-class UsageError(Exception):
-    pass
+class UsageError(FusionError):
+    """Bad arguments or an unreadable file: fusionc prints it and exits with 2."""
 
 
 def _report(analyses: list[Analysis], fmt: str, out=sys.stderr) -> bool:

@@ -29,6 +29,8 @@ from functools import lru_cache
 from itertools import product
 
 from ..symmetry.groups import MAX_TWO_J, Group, Irrep, Irreps
+from ..symmetry.paths import path_weight_shape
+from ..symmetry.paths import weight_numel as _numel
 from .contract_order import left_to_right, order_for
 
 # The batch size plan.PLAN_BATCH optimises for (a test keeps the two equal; plan.py imports numpy
@@ -195,23 +197,6 @@ class Cost:
     check_work: int = 0
     literals: int = 0
     exact: bool = False         # constants and intermediates of the plan the planner will choose
-
-
-def _numel(shape) -> int:
-    return math.prod(shape) if shape else 0
-
-
-def path_weight_shape(mode: str, in_muls: list[int], out_mul: int) -> tuple[int, ...]:
-    """As plan.path_weight_shape."""
-    if mode == "uvw":
-        return tuple(in_muls) + (out_mul,)
-    if mode == "uvu":
-        return tuple(in_muls)
-    if mode == "uuu":
-        return (in_muls[0],)
-    if mode == "linear":
-        return (in_muls[0], out_mul)
-    return ()
 
 
 def _segments(irreps: Irreps, by_term: bool) -> list[tuple[int, int, int]]:

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from ..nn.graph import Graph, batch_graphs, graph_from_structure, neighbour_list
+from .xyz import read_structures, reference_energy, reference_forces
 
 __all__ = ["Batch", "collate", "load_split", "split_path", "atomic_reference_energies", "average_num_neighbors",
-           "reference_energy", "reference_forces", "SPLITS"]
+           "SPLITS"]
 
 SPLITS = ("train", "valid", "test")
 _REPO_DATA = Path(__file__).resolve().parents[2] / "data"
@@ -46,22 +47,6 @@ class Batch:
         return replace(self, graph=self.graph.to(*args, **kwargs),
                        energy=None if self.energy is None else self.energy.to(*args, **kwargs),
                        forces=None if self.forces is None else self.forces.to(*args, **kwargs))
-
-
-def reference_energy(atoms) -> float | None:
-    """The stored energy (eV): ``atoms.info["energy"]``, else a single-point calculator's result, else None."""
-    if "energy" in atoms.info:
-        return float(atoms.info["energy"])
-    results = getattr(atoms.calc, "results", None) or {}
-    return float(results["energy"]) if "energy" in results else None
-
-
-def reference_forces(atoms) -> np.ndarray | None:
-    """The stored forces (eV/Angstrom, ``[n, 3]``): ``atoms.arrays["forces"]``, else a calculator's, else None."""
-    if "forces" in atoms.arrays:
-        return np.asarray(atoms.arrays["forces"], dtype=np.float64)
-    results = getattr(atoms.calc, "results", None) or {}
-    return np.asarray(results["forces"], dtype=np.float64) if "forces" in results else None
 
 
 def _cell_of(atoms):
@@ -117,7 +102,6 @@ def load_split(dataset: str, split: str, root="data") -> list:
     Each structure carries ``atoms.info["energy"]`` (eV) and, for MD data,
     ``atoms.arrays["forces"]`` (eV/Angstrom); no calculator is attached.
     """
-    from .xyz import read_structures
     return read_structures(split_path(dataset, split, root))
 
 

@@ -6,13 +6,29 @@ every loader sees the labels in one place and nothing recomputes them.
 """
 from __future__ import annotations
 
+import gzip
+import io
 from pathlib import Path
 
 import numpy as np
 
-from .batch import reference_energy, reference_forces
+__all__ = ["read_structures", "write_structures", "labelled", "reference_energy", "reference_forces"]
 
-__all__ = ["read_structures", "write_structures", "labelled"]
+
+def reference_energy(atoms) -> float | None:
+    """The stored energy (eV): ``atoms.info["energy"]``, else a single-point calculator's result, else None."""
+    if "energy" in atoms.info:
+        return float(atoms.info["energy"])
+    results = getattr(atoms.calc, "results", None) or {}
+    return float(results["energy"]) if "energy" in results else None
+
+
+def reference_forces(atoms) -> np.ndarray | None:
+    """The stored forces (eV/Angstrom, ``[n, 3]``): ``atoms.arrays["forces"]``, else a calculator's, else None."""
+    if "forces" in atoms.arrays:
+        return np.asarray(atoms.arrays["forces"], dtype=np.float64)
+    results = getattr(atoms.calc, "results", None) or {}
+    return np.asarray(results["forces"], dtype=np.float64) if "forces" in results else None
 
 
 def labelled(atoms, energy=None, forces=None):
@@ -42,6 +58,12 @@ def write_structures(path, structures, append: bool = False) -> None:
 
 
 def read_structures(path) -> list:
-    """Every structure of an extended XYZ file, labels in ``info["energy"]`` and ``arrays["forces"]``."""
+    """Every structure of an extended XYZ file (``.gz`` too), labels in ``info["energy"]``/``arrays["forces"]``."""
     from ase.io import read
-    return [labelled(atoms) for atoms in read(Path(path), index=":", format="extxyz")]
+    path = Path(path)
+    if path.suffix == ".gz":
+        # decompressed once: ase seeks back to each frame, which re-inflates a gzip stream from its start
+        source = io.StringIO(gzip.decompress(path.read_bytes()).decode())
+    else:
+        source = path
+    return [labelled(atoms) for atoms in read(source, index=":", format="extxyz")]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..cost.budget import Limits
 from ..diagnostics import Diagnostic, has_errors
-from ..ir import Diagram
+from ..ir import Diagram, debug_verify
 from .check import check
 from .lower import lower
 from .syntax import MAX_SOURCE_BYTES, ParseFailed, Program, decode_source, parse, source_too_large
@@ -57,6 +57,7 @@ def analyze(text: str, file: str = "<input>", limits: Limits | dict | None = Non
             return result
         result.diagrams, result.diagnostics = lower(result.program, file)
         result.diagnostics += check(result.diagrams, file, limits)
+        debug_verify(result.diagrams, "check", checked=not has_errors(result.diagnostics))
     finally:
         if collecting:
             gc.enable()

@@ -1,6 +1,6 @@
 """Semantic checks on lowered diagrams: selection rules, multiplicities, dataflow.
 
-A pure function from diagrams to diagnostics; see LANGUAGE.md section 5 and
+A pure function from diagrams to diagnostics; see docs/language.md section 5 and
 docs/diagnostics.md for every code.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..cost.budget import (EDGES_PER_NODE, MAX_FUSE_INPUTS, PLAN_BATCH, UNITS_PE
 from ..diagnostics import Diagnostic
 from ..ir import Diagram, weight_mode
 from ..symmetry.groups import MAX_TWO_J, Irreps
-from ..symmetry.paths import MAX_PATHS, TooManyPaths, vertex_paths
+from ..symmetry.paths import MAX_PATHS, TooManyPaths, merged, separate_paths, vertex_paths
 from ..symmetry.symmetric import symmetric_basis
 
 # The checker enumerates a vertex's term combinations; this bounds that work before
@@ -113,6 +113,9 @@ class _Checker:
         if data["kind"] == "fuse" and not self.fuse_bounds(ins, outs[0], span):
             return
         try:
+            if data.get("per_path"):
+                self.per_path(data, ins, outs[0], span)
+                return
             paths = _paths(g, data["kind"], tuple(ins), tuple(outs))
         except TooManyPaths:
             self.error("F054", f"this vertex has more than {MAX_PATHS:,} paths, the limit for one vertex", span,
@@ -161,6 +164,28 @@ class _Checker:
             if len(self.diagnostics) == errors_before:
                 self.default_mode(data, ins, outs, paths)
                 self.budget(data, ins, outs, paths, span)
+
+    def per_path(self, data, ins, out: Irreps, span) -> None:
+        """`paths=separate`: the declared output must have the layout of the blocks of the paths into
+        its irreps (F085); paths into other irreps are left out, as e3nn's filter_ir_out does."""
+        paths, blocks = separate_paths(self.d.group, ins, set(out.irreps))
+        if not paths or merged(blocks) != merged(out):
+            every = merged(separate_paths(self.d.group, ins)[1])
+
+            def bare(irreps):
+                return " + ".join(str(t.irrep) if t.mul == 1 else str(t) for t in irreps) or "nothing"
+            want = bare(merged(blocks) if paths else every)
+            name = data["outputs"][0]
+            wire = self.d.wires[name]
+            found = (f"the paths of this `paths=separate` fuse into its irreps give {want} (dim {blocks.dim})"
+                     if paths else f"no path of this `paths=separate` fuse reaches its irreps; its paths give "
+                     f"{want} (dim {every.dim})")
+            self.error("F085", f"`{name}` is declared {bare(out)} (dim {out.dim}), but {found}", span,
+                       f"declare `{wire.kind} {name} : {want}`" +
+                       (f" (every path kept: `{bare(every)}`)" if paths and merged(blocks) != every else ""))
+            self.diagnostics[-1].notes.append((f"`{name}` is declared here", wire.span))
+            return
+        self.budget(data, ins, [blocks], paths, span)
 
     # -- what a compile would allocate (budget.py) --------------------------------
 
@@ -308,7 +333,7 @@ class _Checker:
         return True
 
     def symmetric_allowed(self, data) -> bool:
-        """`symmetric` (LANGUAGE.md section 10): one wire read by every input, and uuu weights."""
+        """`symmetric` (docs/language.md section 10): one wire read by every input, and uuu weights."""
         first = data["inputs"][0]
         for k, (name, arg_span) in enumerate(zip(data["inputs"], data["arg_spans"])):
             if name != first:
@@ -446,7 +471,7 @@ class _Checker:
                 self.error("F039", "`split` is supported in closed diagrams only (in version 1)", data["call_span"],
                            "in an open diagram, couple with `fuse`; a split's two outputs are not independent values")
 
-    # -- graph diagrams (LANGUAGE.md section 9) -----------------------------------
+    # -- graph diagrams (docs/language.md section 9) -----------------------------------
 
     def domains(self) -> None:
         d = self.d

@@ -9,7 +9,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..diagnostics import Diagnostic, Span
-from ..ir import DOMAINS, ENDPOINTS, OPERATIONS, Diagram, Wire
+from ..ir import DOMAINS, ENDPOINTS, OPERATIONS, WEIGHT_MODES, Diagram, Wire
 from ..names import UnsafeName, python_name
 from ..symmetry.groups import GROUPS, MAX_MULTIPLICITY, MAX_TWO_J, Group, Irreps, LabelError, MulIrrep
 from .syntax import (Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef, Paren, Program, Sh, suggest)
@@ -17,7 +17,7 @@ from .syntax import (Assign, Decl, DiagramDecl, IrrepsExpr, Label, Let, NameRef,
 MAX_WIRE_DIM = 1 << 20          # components of one wire (mul x dim summed)
 MAX_TERMS = 4096                # terms in one irreps expression after expansion
 CONVENTIONS = {"O3": ("e3nn",), "SO3": ("e3nn",), "SU2": ("condon_shortley",)}
-WEIGHT_MODES = ("uvw", "uvu", "uuu", "none")
+PATH_MODES = ("merged", "separate")
 
 
 class _Lowering:
@@ -318,10 +318,20 @@ class _Lowering:
                     arg_idents=args, arg_spans=[a.span for a in args],
                     target_spans=[t.span for t in targets], **options, **endpoint)
 
+    def option_value(self, opt, modes: tuple, what: str, fix: str) -> str | None:
+        """The VALUE of `key=VALUE` when it is one of `modes`; otherwise F042 (with a did-you-mean) and None."""
+        key, value = opt.key.name, opt.value.name if opt.value else None
+        if value in modes:
+            return value
+        close = suggest(value or "", modes)
+        self.error("F042", f"`{key}={value or ''}` is not a {what}", opt.span,
+                   f"did you mean `{key}={close}`?" if close else fix)
+        return None
+
     def options(self, call, op) -> dict | None:
         seen: dict[str, object] = {}
         ok = True
-        symmetric_span = None
+        symmetric_span = per_path_span = None
         for opt in call.options:
             key = opt.key.name
             if key in seen:
@@ -329,12 +339,8 @@ class _Lowering:
                 ok = False
                 continue
             if key == "weights":
-                value = opt.value.name if opt.value else None
-                if value not in WEIGHT_MODES:
-                    close = suggest(value or "", WEIGHT_MODES)
-                    self.error("F042", f"`weights={value or ''}` is not a weight mode", opt.span,
-                               f"did you mean `weights={close}`?" if close else
-                               "write weights=uvw, uvu, uuu or none")
+                value = self.option_value(opt, WEIGHT_MODES, "weight mode", "write weights=uvw, uvu, uuu or none")
+                if value is None:
                     ok = False
                 elif op != "fuse":
                     self.error("F043", f"`{op}` takes no `weights=` option", opt.span,
@@ -352,7 +358,7 @@ class _Lowering:
                     ok = False
                 seen[key] = True
             elif key == "symmetric":
-                # LANGUAGE.md section 10; check.py decides whether the vertex allows it.
+                # docs/language.md section 10; check.py decides whether the vertex allows it.
                 if opt.value is not None:
                     self.error("F042", "`symmetric` takes no value", opt.span, "write `symmetric` alone")
                     ok = False
@@ -362,24 +368,47 @@ class _Lowering:
                     ok = False
                 seen[key] = True
                 symmetric_span = opt.span
+            elif key == "paths":
+                # Per-path output (docs/language.md, `paths=separate`): how a fuse's paths meet its output.
+                value = self.option_value(opt, PATH_MODES, "path mode",
+                                          "write paths=separate (a block per path) or paths=merged (the default)")
+                if value is None:
+                    ok = False
+                elif op != "fuse":
+                    self.error("F084", f"`paths={value}` applies to `fuse` only, not `{op}`", opt.span,
+                               "remove the option; only a fuse couples several paths into its output")
+                    ok = False
+                seen[key] = value
+                per_path_span = opt.span
             else:
-                close = suggest(key, ("weights", "external", "symmetric"))
+                close = suggest(key, ("weights", "external", "symmetric", "paths"))
                 self.error("F042", f"unknown option `{key}`", opt.key.span,
                            f"did you mean `{close}`?" if close else
-                           "the options are `weights=MODE`, `external` and `symmetric`")
+                           "the options are `weights=MODE`, `external`, `symmetric` and `paths=separate`")
                 ok = False
         if not ok:
             return None
+        if seen.get("paths") == "separate":
+            clash = next((f"`{k}`" for k in ("external", "symmetric") if seen.get(k)), None)
+            if seen.get("weights") not in (None, "none"):
+                clash = f"`weights={seen['weights']}`"
+            if clash:
+                self.error("F083", f"`paths=separate` gives every path its own output block without weights, "
+                           f"so it cannot be combined with {clash}", per_path_span,
+                           "write `[paths=separate]` alone (it implies `weights=none`), or drop it and keep "
+                           "the weights: weighted paths are summed into each output irrep")
+                return None
         if seen.get("external") and seen.get("weights") == "none":
             self.error("F043", "`external` weights with `weights=none`: there are no weights", call.span,
                        "choose a weight mode such as `weights=uvu`, or drop `external`")
             return None
         return {"weights": seen.get("weights"), "external": bool(seen.get("external")),
-                "symmetric": bool(seen.get("symmetric")), "symmetric_span": symmetric_span, "options_span": call.span}
+                "symmetric": bool(seen.get("symmetric")), "symmetric_span": symmetric_span, "options_span": call.span,
+                **({"per_path": True, "per_path_span": per_path_span} if seen.get("paths") == "separate" else {})}
 
 
 def _infer_domains(g: nx.MultiDiGraph) -> None:
-    """Give every wire of a graph diagram its domain (LANGUAGE.md section 9): inputs as declared,
+    """Give every wire of a graph diagram its domain (docs/language.md section 9): inputs as declared,
     a gather's output per edge, a scatter's per node, any other vertex's output that of its inputs
     when they agree (check.py reports where they do not).  Where the producer decides nothing, the
     declared domain stands.  A pure function of the graph; cycles (an error) end after one sweep each."""

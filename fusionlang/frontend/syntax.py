@@ -15,14 +15,11 @@ from pathlib import Path
 
 import lark
 
-from ..diagnostics import Diagnostic, Span, span_field
+from ..diagnostics import Diagnostic, FusionError, Span, span_field
 from ..symmetry.groups import MAX_MULTIPLICITY
 
 KEYWORDS = ("group", "convention", "let", "diagram", "in", "out", "wire", "fuse", "split", "linear", "sh",
             "per", "gather", "scatter")
-OPERATIONS = ("fuse", "split", "linear", "gather", "scatter")
-DOMAINS = ("node", "edge")               # `per node` / `per edge` (graph diagrams, LANGUAGE.md section 9)
-ENDPOINTS = ("sender", "receiver")       # gather(x, sender) / scatter(m, receiver)
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 MAX_NESTING = 32
 MAX_NAME_LENGTH = 128
@@ -166,7 +163,9 @@ def parser() -> lark.Lark:
 # ----------------------------------------------------------------------------- entry points
 
 
-class ParseFailed(Exception):
+class ParseFailed(FusionError):
+    """The text does not parse; carries the syntax diagnostics (its message: the first one's)."""
+
     def __init__(self, diagnostics: list[Diagnostic]):
         super().__init__(diagnostics[0].message if diagnostics else "parse failed")
         self.diagnostics = diagnostics

@@ -1,6 +1,6 @@
 """``Linear``: channel mixing within each irrep type, numerically e3nn's ``o3.Linear``.
 
-The same function as the language's ``y = linear(x)`` (LANGUAGE.md section 4),
+The same function as the language's ``y = linear(x)`` (docs/language.md section 4),
 with e3nn's options: weights given to ``forward`` (``shared_weights=False``),
 biases on ``0e`` outputs, explicit instructions, ``path_normalization``.
 """

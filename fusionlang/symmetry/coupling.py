@@ -1,4 +1,7 @@
-"""Clebsch–Gordan coupling tensors, 6j / 9j symbols and the real-basis change.
+"""Clebsch–Gordan coupling tensors, 6j / 9j symbols, and their cache on disk.
+
+The exact Racah formula is in racah.py, the real-basis change in real_basis.py; this module checks
+arguments, keeps the tables (in memory and on disk) and answers cg / cg_exact / sixj / ninej.
 
 Conventions (see docs/coupling.md for the full story):
 
@@ -35,8 +38,11 @@ from typing import Union
 
 import numpy as np
 
+from ..diagnostics import FusionWarning
 from ..files import write_atomic
 from .groups import GROUPS, MAX_TWO_J, Group, Irrep
+from .racah import cg_entry_exact, su2_compact, su2_dense
+from .real_basis import _sympy, real_cg, real_to_complex, real_to_complex_exact
 
 __all__ = [
     "cg", "cg_exact", "real_to_complex", "real_to_complex_exact", "sixj", "ninej",
@@ -52,7 +58,7 @@ FORMAT_VERSION = 1
 TABLE_MAX_TWO_J = {"SU2": 15, "SO3": 16}
 
 
-class CouplingCacheWarning(RuntimeWarning):
+class CouplingCacheWarning(FusionWarning, RuntimeWarning):
     """The on-disk coupling cache could not be written; results stay correct."""
 
 
@@ -91,137 +97,8 @@ def _triple(group_name, a, b, c):
     a, b, c = (_as_irrep(group, x) for x in (a, b, c))
     if not group.admissible(a, b, c):
         raise ValueError(f"{c} does not occur in {a} x {b} for group {group.name} "
-                         f"(the selection rules of LANGUAGE.md section 5)")
+                         f"(the selection rules of docs/language.md section 5)")
     return group, (a.two_j, b.two_j, c.two_j)
-
-
-# --------------------------------------------------------------------------
-# the Racah formula with exact integers
-
-_FACT = [1]
-for _i in range(1, 4 * MAX_TWO_J + 8):
-    _FACT.append(_FACT[-1] * _i)
-del _i
-
-
-def _racah_sum(n1: int, n2: int, n3: int, n4: int, n5: int) -> tuple[int, int]:
-    """Racah's alternating sum as an exact fraction T / P (T = 0 when the range is empty):
-
-    S = sum_k (-1)^k / (k! (n1-k)! (n2-k)! (n3-k)! (n4+k)! (n5+k)!)
-    """
-    f = _FACT
-    kmin, kmax = max(0, -n4, -n5), min(n1, n2, n3)
-    if kmin > kmax:
-        return 0, 1
-    P = f[kmax] * f[n1 - kmin] * f[n2 - kmin] * f[n3 - kmin] * f[n4 + kmax] * f[n5 + kmax]
-    T, s = 0, (1 if kmin % 2 == 0 else -1)
-    for k in range(kmin, kmax + 1):
-        T += s * (P // (f[k] * f[n1 - k] * f[n2 - k] * f[n3 - k] * f[n4 + k] * f[n5 + k]))
-        s = -s
-    return T, P
-
-
-def _cg_entry_exact(a: int, b: int, c: int, ma: int, mb: int) -> tuple[int, Fraction]:
-    """<j1 m1 j2 m2 | j3 m1+m2> as (sign, square) with exact integers; args are twice the spins."""
-    f = _FACT
-    mc = ma + mb
-    n1 = (a + b - c) // 2
-    n2 = (a - ma) // 2
-    n3 = (b + mb) // 2
-    n4 = (c - b + ma) // 2
-    n5 = (c - a - mb) // 2
-    T, P = _racah_sum(n1, n2, n3, n4, n5)
-    if T == 0:
-        return 0, Fraction(0)
-    num = ((c + 1) * f[(c + a - b) // 2] * f[(c - a + b) // 2] * f[n1]
-           * f[(c + mc) // 2] * f[(c - mc) // 2] * f[n2] * f[(a + ma) // 2] * f[(b - mb) // 2] * f[n3]
-           * T * T)
-    den = f[(a + b + c) // 2 + 1] * P * P
-    return (1 if T > 0 else -1), Fraction(num, den)
-
-
-def _su2_compact(a: int, b: int, c: int) -> np.ndarray:
-    """The nonzero CS coefficients as a [a+1, b+1] float64 matrix.
-
-    Entry [i, j] is <j1 m1 j2 m2 | j3 m1+m2> with m1 = i - j1, m2 = j - j2; it
-    sits at index k = i + j - (a + b - c)/2 of the third axis (zero where that
-    is out of range).
-    """
-    out = np.zeros((a + 1, b + 1))
-    f = _FACT
-    n1 = (a + b - c) // 2
-    pre = (c + 1) * f[(c + a - b) // 2] * f[(c - a + b) // 2] * f[n1]
-    pre_den = f[(a + b + c) // 2 + 1]
-    for ma in range(-a, a + 1, 2):
-        n2 = (a - ma) // 2
-        for mb in range(-b, b + 1, 2):
-            mc = ma + mb
-            if mc > c or mc < -c:
-                continue
-            n3 = (b + mb) // 2
-            n4 = (c - b + ma) // 2
-            n5 = (c - a - mb) // 2
-            T, P = _racah_sum(n1, n2, n3, n4, n5)
-            if T == 0:
-                continue
-            num = pre * f[(c + mc) // 2] * f[(c - mc) // 2] * f[n2] * f[(a + ma) // 2] * f[(b - mb) // 2] * f[n3]
-            v = math.sqrt(num * T * T / (pre_den * P * P))   # int / int is correctly rounded
-            out[(a + ma) // 2, (b + mb) // 2] = v if T > 0 else -v
-    return out
-
-
-def _su2_dense(a: int, b: int, c: int, compact: np.ndarray) -> np.ndarray:
-    dense = np.zeros((a + 1, b + 1, c + 1), dtype=compact.dtype)
-    i, j = np.meshgrid(np.arange(a + 1), np.arange(b + 1), indexing="ij")
-    k = i + j - (a + b - c) // 2
-    ok = (k >= 0) & (k <= c)
-    dense[i[ok], j[ok], k[ok]] = compact[ok]
-    return dense
-
-
-# --------------------------------------------------------------------------
-# real basis (e3nn's)
-
-@lru_cache(maxsize=None)
-def _real_to_complex_cached(l: int) -> np.ndarray:
-    q = np.zeros((2 * l + 1, 2 * l + 1), dtype=np.complex128)
-    r = 1 / math.sqrt(2)
-    for m in range(-l, 0):
-        q[l + m, l - m] = r
-        q[l + m, l + m] = -1j * r
-    q[l, l] = 1
-    for m in range(1, l + 1):
-        q[l + m, l + m] = (-1) ** m * r
-        q[l + m, l - m] = 1j * (-1) ** m * r
-    q *= (-1j) ** l
-    q.flags.writeable = False
-    return q
-
-
-def real_to_complex(l: int) -> np.ndarray:
-    """Q_l, the unitary [2l+1, 2l+1] complex128 matrix from e3nn's real basis to the standard one.
-
-    Rows are indexed by the complex ``l + m``, columns by the real ``l + m``:
-    ``v_complex = Q @ v_real``, ``D_real = Q^H D_complex Q``.  It is e3nn's
-    ``change_basis_real_to_complex(l)`` (the real spherical harmonics of
-    Wikipedia's "real form", times ``(-i)^l`` so that real CG tensors are real).
-    The returned array is shared and read-only.
-    """
-    if not isinstance(l, (int, np.integer)) or l < 0:
-        raise ValueError(f"l must be a non-negative int, got {l!r}")
-    return _real_to_complex_cached(int(l))
-
-
-def _real_cg(a: int, b: int, c: int, complex_dense: np.ndarray) -> np.ndarray:
-    q1, q2, q3 = (real_to_complex(x // 2) for x in (a, b, c))
-    # C_real[x, y, z] = sum_{i,k,n} Q1[i,x] Q2[k,y] conj(Q3[n,z]) C[i,k,n]
-    t = np.tensordot(complex_dense, q3.conj(), axes=([2], [0]))    # i k z
-    t = np.tensordot(t, q2, axes=([1], [0]))                          # i z y
-    t = np.tensordot(t, q1, axes=([0], [0]))                          # z y x
-    t = t.transpose(2, 1, 0)
-    if np.abs(t.imag).max(initial=0.0) > 1e-12:  # pragma: no cover - a broken invariant
-        raise AssertionError(f"real CG for two_j={(a, b, c)} is not real")
-    return np.ascontiguousarray(t.real)
 
 
 # --------------------------------------------------------------------------
@@ -246,18 +123,23 @@ def _stored_shape(kind: str, key) -> tuple[int, ...]:
 def _compute_stored(kind: str, key) -> np.ndarray:
     """What the table stores for one triple: SU2 the compact matrix, SO3 the dense real tensor."""
     a, b, c = key
-    compact = _su2_compact(a, b, c)
+    compact = su2_compact(a, b, c)
     if kind == "SU2":
         return compact
-    return _real_cg(a, b, c, _su2_dense(a, b, c, compact.astype(np.complex128)))
+    return real_cg(a, b, c, su2_dense(a, b, c, compact.astype(np.complex128)))
 
 
 def _source_digest() -> str:
+    """A digest of the modules that define the stored numbers: this one, racah.py and real_basis.py."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
     try:
-        with open(__file__, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()[:12]
+        for name in ("coupling.py", "racah.py", "real_basis.py"):
+            with open(os.path.join(here, name), "rb") as fh:
+                h.update(fh.read())
     except OSError:  # pragma: no cover - frozen installs
         return "nosrc"
+    return h.hexdigest()[:12]
 
 
 def _package_version() -> str:
@@ -475,7 +357,7 @@ def cg(group_name: str, a: Irrep, b: Irrep, c: Irrep) -> np.ndarray:
         if stored is None:
             stored = _compute_stored(kind, key)
         if kind == "SU2":
-            r = _su2_dense(*key, stored.astype(np.complex128))
+            r = su2_dense(*key, stored.astype(np.complex128))
         else:
             r = np.array(stored, dtype=np.float64)   # a private copy: the table stays untouched
         r.flags.writeable = False
@@ -486,32 +368,6 @@ def cg(group_name: str, a: Irrep, b: Irrep, c: Irrep) -> np.ndarray:
 # --------------------------------------------------------------------------
 # exact values (sympy)
 
-def _sympy():
-    import sympy
-    return sympy
-
-
-@lru_cache(maxsize=None)
-def _real_to_complex_exact_cached(l: int):
-    sp = _sympy()
-    r = 1 / sp.sqrt(2)
-    q = [[sp.Integer(0)] * (2 * l + 1) for _ in range(2 * l + 1)]
-    for m in range(-l, 0):
-        q[l + m][l - m] = r
-        q[l + m][l + m] = -sp.I * r
-    q[l][l] = sp.Integer(1)
-    for m in range(1, l + 1):
-        q[l + m][l + m] = (-1) ** m * r
-        q[l + m][l - m] = sp.I * (-1) ** m * r
-    ph = (-sp.I) ** l
-    return sp.ImmutableMatrix([[sp.expand(ph * x) for x in row] for row in q])
-
-
-def real_to_complex_exact(l: int):
-    """``real_to_complex(l)`` as an exact ``sympy.ImmutableMatrix``."""
-    return _real_to_complex_exact_cached(int(l))
-
-
 def _cg_exact_complex(a, b, c):
     sp = _sympy()
     out = {}
@@ -519,7 +375,7 @@ def _cg_exact_complex(a, b, c):
         for mb in range(-b, b + 1, 2):
             if abs(ma + mb) > c:
                 continue
-            s, sq = _cg_entry_exact(a, b, c, ma, mb)
+            s, sq = cg_entry_exact(a, b, c, ma, mb)
             if s:
                 out[((a + ma) // 2, (b + mb) // 2, (c + ma + mb) // 2)] = s * sp.sqrt(
                     sp.Rational(sq.numerator, sq.denominator))

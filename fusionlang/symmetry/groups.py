@@ -8,13 +8,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..diagnostics import FusionError
+
 # Hard limits on labels, documented in docs/limits.md.  They bound the work any
 # input can cause: coupling tables grow like j^6, wire dimensions like mul * j.
 MAX_TWO_J = 24          # l <= 12 for O3/SO3, j <= 12 for SU2
 MAX_MULTIPLICITY = 65536
 
 
-class LabelError(ValueError):
+class LabelError(FusionError, ValueError):
     """A label that does not name an irrep of the group; carries a fix."""
 
     def __init__(self, message: str, help: str | None = None):
@@ -98,7 +100,7 @@ class Group:
     is_complex: bool
 
     def admissible(self, a: Irrep, b: Irrep, c: Irrep) -> bool:
-        """Whether c occurs in a (x) b: the selection rules of LANGUAGE.md section 5."""
+        """Whether c occurs in a (x) b: the selection rules of docs/language.md section 5."""
         if not triangle(a, b, c):
             return False
         if (a.two_j + b.two_j + c.two_j) % 2:
@@ -116,9 +118,6 @@ class Group:
     def sh(self, lmax: int) -> list[Irrep]:
         """The irreps of spherical harmonics up to lmax: 0e + 1o + 2e + ..."""
         return [Irrep(2 * l, (-1) ** l if self.has_parity else 0) for l in range(lmax + 1)]
-
-    def trivial(self) -> Irrep:
-        return Irrep(0, 1 if self.has_parity else 0)
 
     def example_labels(self) -> str:
         return {"O3": "0e, 1o, 2e", "SO3": "0, 1, 2", "SU2": "0, 1/2, 1, 3/2"}[self.name]

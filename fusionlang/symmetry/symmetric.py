@@ -1,4 +1,4 @@
-"""Symmetric fusion (LANGUAGE.md section 10): a basis of the maps x -> T(x, x, ..., x).
+"""Symmetric fusion (docs/language.md section 10): a basis of the maps x -> T(x, x, ..., x).
 
 The unreduced vertex ``fuse(A, A, ..., A) [weights=uuu]`` computes, per channel,
 

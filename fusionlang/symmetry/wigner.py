@@ -25,7 +25,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .coupling import _as_irrep, _group, real_to_complex
+from .coupling import _as_irrep, _group
+from .real_basis import real_to_complex
 from .groups import MulIrrep
 
 __all__ = ["random_rotation", "rotation_matrix", "angles_from_matrix", "wigner_D", "irreps_D"]

@@ -10,12 +10,16 @@ call, `m = _fuse0(h, y, self.m_weight.to(dtype))`, to a generated function that 
   also gives double backward: a backward that must itself be differentiable
   (create_graph=True) differentiates the torch form instead of running the kernels.
 
+In a graph diagram, a fuse that reads gathered wires or writes into a scatter (plan.VertexPlan.
+scatter_into) takes them into its kernels (Chain): node rows read through edge_index, the message
+added into the nodes atomically, so that neither the gathered rows nor the edge message is stored.
 Other vertices (linear, and fuse vertices spec.unsupported_reason turns away) keep the torch
 backend's code.  The file imports os (for TRITON_INTERPRET), torch and triton only.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from .. import names as pynames
 from ..version import __version__
@@ -56,9 +60,39 @@ def _differentiable_grads(torch_form, inputs, needs, grad):
 
 
 class _TritonModuleWriter(_ModuleWriter):
-    def __init__(self, plan: Plan, functions: dict[str, str]):
+    def __init__(self, plan: Plan, functions: dict[str, str], chains: dict[str, Chain]):
         super().__init__(plan)
         self.functions = functions      # vertex node -> generated function name
+        self.chains = chains            # vertex node -> its gathers and scatter run inside its kernels
+        # Gathers whose every reader reads the node wire inside its kernels: nothing left to emit.
+        readers: dict[str, list[str]] = {}
+        for v in plan.vertices:
+            for w in v.inputs:
+                readers.setdefault(w, []).append(v.node)
+        self.fused_gathers = {g.node: readers[g.outputs[0]][0] for g in plan.vertices
+                              if g.kind == "gather" and g.outputs[0] not in plan.emitted.outputs
+                              and all(r in chains and chains[r].gathered for r in readers.get(g.outputs[0], []))
+                              and readers.get(g.outputs[0])}
+
+    def render_class(self, args) -> str:
+        # The torch backend's persistent buffers (coupling constants), unused by the kernels: with them
+        # both backends' modules have the same state_dict keys, so one loads into the other strictly.
+        torch_writer = _ModuleWriter(self.plan)
+        torch_writer.write()
+        missing = [line for line in torch_writer.init if line.startswith("self.register_buffer(")
+                   and "persistent=False" not in line and line not in self.init]
+        if missing:
+            self.init += ["# The torch backend's coupling buffers (unused here): state_dicts load across backends."]
+            self.init += missing
+        return super().render_class(args)
+
+    def gather(self, v: VertexPlan) -> None:
+        if v.node not in self.fused_gathers:
+            super().gather(v)
+            return
+        reader = next(f for f in self.plan.vertices if f.node == self.fused_gathers[v.node])
+        self.body += ["", f"# line {v.line}: {self.var[v.outputs[0]]} = gather({v.inputs[0]}, {v.endpoint}): "
+                      f"read inside the kernels of line {reader.line}"]
 
     def vertex(self, v: VertexPlan) -> None:
         function = self.functions.get(v.node)
@@ -67,14 +101,16 @@ class _TritonModuleWriter(_ModuleWriter):
             return
         out = self.var[v.outputs[0]]
         opts = f" [weights={v.mode}{', external' if v.external else ''}]"
+        chain = self.chains.get(v.node, Chain())
+        what = "Triton kernels" if not chain.endpoints else \
+            "one Triton kernel with its " + " and ".join(
+                (["gathers" if len(chain.gathered) > 1 else "gather"] if chain.gathered else []) +
+                (["scatter"] if chain.scatter else []))
         self.body += ["", f"# line {v.line}: {out} = fuse({', '.join(v.inputs)}){opts}: {len(v.paths)} paths, "
-                      f"Triton kernels ({function})"]
-        if v.gathered_from:
-            # The gather this fuse absorbed (plan.VertexPlan.gathered_from): its rows, then the kernels.
-            gather = next(g for g in self.plan.vertices if g.absorbed_by == v.node and g.kind == "gather")
-            self.body.append(f"{self.var[v.inputs[0]]} = {self.var[v.gathered_from]}.index_select(0, "
-                             f"{self.ends[gather.endpoint]})")
-        args = [self.var[w] for w in v.inputs]
+                      f"{what} ({function})"]
+        producers = {g.outputs[0]: g for g in self.plan.vertices if g.kind == "gather"}
+        args = [self.var[producers[w].inputs[0]] if r in chain.gathered else self.var[w]
+                for r, w in enumerate(v.inputs)]
         if v.weight_numel:
             if v.external:
                 args.append(self.weights_arg(v))
@@ -82,11 +118,23 @@ class _TritonModuleWriter(_ModuleWriter):
                 pname = self.weight_params[v.node]
                 self.init.append(f"self.{pname} = torch.nn.Parameter(torch.randn({v.weight_numel}))")
                 args.append(f"self.{pname}.to(dtype)")
-        self.body.append(f"{out} = {function}({', '.join(args)})")
-        if v.scatter_into:
-            # The scatter this fuse absorbed: the kernels' edge message, then its rows added into the nodes.
-            end = self.ends[self._absorbed_scatter(v).endpoint]
-            self.body.append(f"{self.var[v.scatter_into]} = _scatter_add({out}, {end}, num_nodes)")
+        args += [self.ends[end] for end in chain.endpoints]
+        if chain.scatter:
+            # The scatter this fuse absorbed: the kernel adds each edge's message into the nodes.
+            self.body.append(f"{self.var[v.scatter_into]} = {function}({', '.join(args + ['num_nodes'])})")
+        else:
+            self.body.append(f"{out} = {function}({', '.join(args)})")
+
+
+def chain_of(plan: Plan, v: VertexPlan) -> Chain:
+    """The gathers feeding a graph fuse and the scatter it writes into (plan.VertexPlan.scatter_into:
+    the planner's rewrite for a fuse whose only reader is a scatter)."""
+    producers = {g.outputs[0]: g for g in plan.vertices if g.kind == "gather"}
+    gathered = {r: producers[w].endpoint for r, w in enumerate(v.inputs) if w in producers}
+    scatter = None
+    if v.scatter_into:
+        scatter = next(s.endpoint for s in plan.vertices if s.kind == "scatter" and s.outputs[0] == v.scatter_into)
+    return Chain(gathered, scatter)
 
 
 def _function_prefix(names: list[str]) -> str:
@@ -98,46 +146,83 @@ def _function_prefix(names: list[str]) -> str:
     return prefix
 
 
-def vertex_source(spec: FuseSpec, wires: list[str], heading: str) -> str:
-    """Kernels, torch form, autograd.Function and dispatching function of one fuse vertex."""
-    writer = KernelWriter(spec)
+@dataclass(frozen=True)
+class Chain:
+    """A graph fuse run as one kernel with its gathers and its scatter (gather -> fuse -> scatter):
+    input r in `gathered` is a node wire read at edge_index's `gathered[r]` end; with `scatter`, the
+    output goes into node rows at that end (atomic adds) and the [E, dim] edge message never exists."""
+    gathered: dict = field(default_factory=dict)     # input position -> "sender" | "receiver"
+    scatter: str | None = None
+
+    @property
+    def endpoints(self) -> list[str]:
+        return sorted(set(self.gathered.values()) | ({self.scatter} if self.scatter else set()))
+
+
+def vertex_source(spec: FuseSpec, wires: list[str], heading: str, chain: Chain | None = None) -> str:
+    """Kernels, torch form, autograd.Function and dispatching function of one fuse vertex (with
+    chain: of the gather -> fuse -> scatter chain around it)."""
+    chain = chain or Chain()
+    writer = KernelWriter(spec, chain.gathered, chain.scatter)
     writer.set_aliases(wires)
     kernels = writer.kernels()
     stem, n = spec.stem, spec.arity
     ins = [f"in{r}" for r in range(n)]
     weighted = spec.weight_numel > 0
-    args = ins + (["weights"] if weighted else [])
+    tensors = ins + (["weights"] if weighted else [])
+    indices = [f"index_{end}" for end in chain.endpoints]
+    args = tensors + indices + (["num_nodes"] if chain.scatter else [])
     lines = [f"# {'-' * 100}", f"# {heading}", ""]
     for k in kernels:
         lines += [k.source, "", ""]
     lines += _torch_form(spec), ""
+    torch_form = f"{stem}_torch"
+    if chain.endpoints:
+        lines += _chain_torch_form(spec, chain), ""
+        torch_form = f"{stem}_chain_torch"
     # -- autograd.Function
     fn = f"_{stem[1:].capitalize()}"
     canonical = [writer.canon[r] == r for r in range(n)]
+    # Rows: edges (the index length) for a chain, else the batch rows.
+    rows = f"{indices[0]}.shape[0]" if indices else "in0.shape[0]"
+    launch_tail = "".join(f"{i}, " for i in indices) + "rows"
     lines += [f"class {fn}(torch.autograd.Function):",
               f'    """{heading.split(": ", 1)[-1]}: the Triton kernels, forward and backward."""', "",
               "    @staticmethod",
               f"    def forward(ctx, {', '.join(args)}):",
-              f"        ctx.save_for_backward({', '.join(args)})"]
-    lines += [f"        {a} = {a}.contiguous()" for a in args]
-    lines += ["        rows = in0.shape[0]",
-              f"        out = torch.empty((rows, {spec.out_dim}), dtype=in0.dtype, device=in0.device)",
-              "        if rows:",
+              f"        ctx.save_for_backward({', '.join(tensors + indices)})"]
+    if chain.scatter:
+        lines.append("        ctx.num_nodes = num_nodes")
+    lines += [f"        {a} = {a}.contiguous()" for a in tensors + indices]
+    lines.append(f"        rows = {rows}")
+    if chain.scatter:     # atomic adds into the node rows: they start at zero
+        lines.append(f"        out = torch.zeros((num_nodes, {spec.out_dim}), dtype=in0.dtype, device=in0.device)")
+    else:
+        lines.append(f"        out = torch.empty((rows, {spec.out_dim}), dtype=in0.dtype, device=in0.device)")
+    lines += ["        if rows:",
               f"            {kernels[0].name}[(triton.cdiv(rows, {kernels[0].block_z}),)](",
-              f"                {', '.join(args)}, out, rows, BLOCK_Z={kernels[0].block_z}, num_warps={NUM_WARPS})",
+              f"                {', '.join(tensors)}, out, {launch_tail}, BLOCK_Z={kernels[0].block_z}, "
+              f"num_warps={NUM_WARPS})",
               "        return out", "",
               "    @staticmethod",
               "    def backward(ctx, grad):",
-              f"        {', '.join(args)}, = ctx.saved_tensors",
-              "        if torch.is_grad_enabled():   # create_graph=True: differentiate the torch form",
-              f"            return _differentiable_grads({stem}_torch, ({', '.join(args)},), "
-              "ctx.needs_input_grad, grad)"]
-    lines += [f"        {a} = {a}.contiguous()" for a in args]
-    lines += ["        grad = grad.contiguous()", "        rows = in0.shape[0]"]
+              f"        {', '.join(tensors + indices)}, = ctx.saved_tensors"]
+    tail = ""
+    if chain.scatter:
+        tail = " + (None,)"     # num_nodes
+        lines.append("        num_nodes = ctx.num_nodes")
+    form_call = torch_form if not chain.scatter else f"lambda *a: {torch_form}(*a, num_nodes)"
+    needs = "ctx.needs_input_grad" + (f"[:{len(tensors + indices)}]" if chain.scatter else "")
+    lines += ["        if torch.is_grad_enabled():   # create_graph=True: differentiate the torch form",
+              f"            return _differentiable_grads({form_call}, ({', '.join(tensors + indices)},), "
+              f"{needs}, grad){tail}"]
+    lines += [f"        {a} = {a}.contiguous()" for a in tensors]
+    lines += ["        grad = grad.contiguous()", f"        rows = {rows}"]
     grads = []
     for r in range(n):
         if canonical[r]:
-            lines.append(f"        gin{r} = torch.empty_like(in{r})")
+            # A gathered input's gradient is added into its node rows (atomically): it starts at zero.
+            lines.append(f"        gin{r} = torch.{'zeros' if r in chain.gathered else 'empty'}_like(in{r})")
             grads.append(f"gin{r}")
         else:   # the same wire as an earlier input: its kernels add both positions' gradients there
             grads.append("None")
@@ -153,29 +238,43 @@ def vertex_source(spec: FuseSpec, wires: list[str], heading: str) -> str:
     lines.append("        if rows:")
     gins = [f"gin{r}" if canonical[r] else f"gin{writer.canon[r]}" for r in range(n)]
     atomic = ", ATOMIC=atomic" if weighted and not spec.external else ""
-    if spec.mode == "uvw":
-        kx, ky = kernels[1], kernels[2]
-        lines += [f"            {kx.name}[(triton.cdiv(rows, {kx.block_z}),)](",
-                  f"                in0, in1, weights, grad, gin0, gw, rows, BLOCK_Z={kx.block_z}{atomic}, "
-                  f"num_warps={NUM_WARPS})",
-                  f"            {ky.name}[(triton.cdiv(rows, {ky.block_z}),)](",
-                  f"                in0, in1, weights, grad, gin1, rows, BLOCK_Z={ky.block_z}, num_warps={NUM_WARPS})"]
+    if spec.mode == "uvw":      # one backward kernel per input; the first also writes the weights' gradient
+        for r, k in enumerate(kernels[1:]):
+            lines += [f"            {k.name}[(triton.cdiv(rows, {k.block_z}),)](",
+                      f"                {', '.join(ins)}, weights, grad, gin{r}{', gw' if r == 0 else ''}, {launch_tail}, "
+                      f"BLOCK_Z={k.block_z}{atomic if r == 0 else ''}, num_warps={NUM_WARPS})"]
     else:
         kb = kernels[1]
         lines += [f"            {kb.name}[(triton.cdiv(rows, {block}),)](",
-                  f"                {', '.join(args)}, grad, {', '.join(gins)}{', gw' if weighted else ''}, rows, "
-                  f"BLOCK_Z={block}{atomic}, num_warps={NUM_WARPS})"]
+                  f"                {', '.join(tensors)}, grad, {', '.join(gins)}{', gw' if weighted else ''}, "
+                  f"{launch_tail}, BLOCK_Z={block}{atomic}, num_warps={NUM_WARPS})"]
     if weighted and not spec.external:
         lines += ["        if not atomic:", "            gw = gw.sum(0)"]
     if weighted:
         grads.append("gw")
+    grads += ["None"] * (len(args) - len(tensors))      # edge indices, num_nodes
     lines += [f"        return {', '.join(grads)}", "", ""]
     # -- dispatch
     lines += [f"def {stem}({', '.join(args)}):",
-              f"    if _use_kernels(in0):",
+              "    if _use_kernels(in0):",
               f"        return {fn}.apply({', '.join(args)})",
-              f"    return {stem}_torch({', '.join(args)})"]
+              f"    return {torch_form}({', '.join(args)})"]
     return "\n".join(lines) + "\n"
+
+
+def _chain_torch_form(spec: FuseSpec, chain: Chain) -> str:
+    """The chain in torch operations: index_select, the vertex's torch form, index_add."""
+    stem, n = spec.stem, spec.arity
+    tensors = [f"in{r}" for r in range(n)] + (["weights"] if spec.weight_numel else [])
+    indices = [f"index_{end}" for end in chain.endpoints]
+    args = tensors + indices + (["num_nodes"] if chain.scatter else [])
+    rows = [f"in{r}.index_select(0, index_{chain.gathered[r]})" if r in chain.gathered else f"in{r}"
+            for r in range(n)] + (["weights"] if spec.weight_numel else [])
+    message = f"{stem}_torch({', '.join(rows)})"
+    body = f"_scatter_add({message}, index_{chain.scatter}, num_nodes)" if chain.scatter else message
+    return "\n".join([f"def {stem}_chain_torch({', '.join(args)}):",
+                      '    """The chain in torch operations (gathers, the vertex, the scatter)."""',
+                      f"    return {body}", ""])
 
 
 def _torch_form(spec: FuseSpec) -> str:
@@ -243,10 +342,11 @@ def _flat(shape, index) -> int:
     return flat
 
 
-def triton_vertices(plan: Plan, prefix: str, counter: list[int]) -> tuple[dict[str, str], list[str], dict[str, str]]:
-    """(vertex -> function name, generated sources, vertex -> reason it keeps torch code)."""
+def triton_vertices(plan: Plan, prefix: str, counter: list[int]):
+    """(vertex -> function name, generated sources, vertex -> reason it keeps torch code, vertex ->
+    its chain of gathers and scatter)."""
     d = plan.emitted
-    functions, sources, reasons = {}, [], {}
+    functions, sources, reasons, chains = {}, [], {}, {}
     for v in plan.vertices:
         if v.kind in ("gather", "scatter"):
             continue
@@ -259,9 +359,29 @@ def triton_vertices(plan: Plan, prefix: str, counter: list[int]) -> tuple[dict[s
         spec = fuse_spec(d, v, stem)
         opts = f"[weights={v.mode}{', external' if v.external else ''}]"
         heading = f"diagram {d.name}, line {v.line}: {v.outputs[0]} = fuse({', '.join(v.inputs)}) {opts}"
-        sources.append(vertex_source(spec, list(v.inputs), heading))
+        chains[v.node] = chain_of(plan, v)
+        sources.append(vertex_source(spec, list(v.inputs), heading, chains[v.node]))
         functions[v.node] = stem
-    return functions, sources, reasons
+    return functions, sources, reasons, chains
+
+
+def coverage(plan: Plan) -> list[tuple[VertexPlan, str]]:
+    """What backend="triton" does with each vertex of a plan (gathers and scatters a chain performs
+    are left out): "kernels", "kernels with its gather(s) and scatter", or "torch code: <reason>"."""
+    rows = []
+    d = plan.emitted
+    for v in plan.vertices:
+        if v.kind in ("gather", "scatter"):
+            continue
+        reason = unsupported_reason(d, v)
+        if reason is not None:
+            rows.append((v, f"torch code: {reason}"))
+            continue
+        chain = chain_of(plan, v)
+        parts = (["gather" + ("s" if len(chain.gathered) > 1 else "")] if chain.gathered else []) + \
+            (["scatter"] if chain.scatter else [])
+        rows.append((v, "kernels" + (f" with its {' and '.join(parts)}" if parts else "")))
+    return rows
 
 
 def emit_triton_module_source(plans: list[Plan], source_name: str, closed: list[str] = ()) -> str:
@@ -284,13 +404,13 @@ def emit_triton_module_source(plans: list[Plan], source_name: str, closed: list[
     prefix, counter = _function_prefix(class_names + [n for w in writers for n in w.var.values()]), [0]
     classes, notes = [], []
     for plan in plans:
-        functions, sources, reasons = triton_vertices(plan, prefix, counter)
+        functions, sources, reasons, chains = triton_vertices(plan, prefix, counter)
         parts += sources
         for node, reason in reasons.items():
             v = next(v for v in plan.vertices if v.node == node)
             notes.append(f"# diagram {plan.diagram.name}, line {v.line}: {v.outputs[0]} = {v.kind}(...) keeps torch "
                          f"code: {reason}")
-        classes.append(_TritonModuleWriter(plan, functions).write())
+        classes.append(_TritonModuleWriter(plan, functions, chains).write())
     if notes:
         parts.append("\n".join(notes) + "\n")
     parts += classes

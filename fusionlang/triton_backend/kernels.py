@@ -19,8 +19,8 @@ tree.)  A loop over a channel with multiplicity 1 is written as straight code wi
 
 Backward kernels recompute from the inputs.  A gradient that sums over the tiled channels
 (the second input's in uvu and none) is accumulated as tiles and reduced once per component;
-the uvw backward is two kernels, each tiling the channels of the input it differentiates and
-looping over the other two wires' channels, so that no tile axis is summed there at all.
+the uvw backward is one kernel per input, each tiling the channels of the input it differentiates
+and looping over the other wires' channels, so that no tile axis is summed there at all.
 
 Gradients with respect to internal weights sum over all rows: each program reduces its
 rows and either stores one row of a [programs, numel] buffer that the caller sums
@@ -103,11 +103,20 @@ class Kernel:
 class KernelWriter:
     """Writes the kernels of one vertex; kernel names are `<stem>_forward`, `<stem>_backward...`."""
 
-    def __init__(self, spec: FuseSpec):
+    def __init__(self, spec: FuseSpec, gathered: dict[int, str] | None = None, scatter: str | None = None):
         self.s = spec
         self.n = spec.arity
         self.canon = list(range(self.n))        # uuu: an input that repeats an earlier wire reuses its tiles
         self.widest = max(pow2(t.mul) for terms in spec.inputs + [spec.out] for t in terms)
+        # Graph chains (gather -> fuse -> scatter): input r read at the node row index_<end>[edge] for
+        # each r in gathered (end: "sender" / "receiver"), and, with scatter, the output added into
+        # (its gradient read from) node row index_<scatter>[edge].  Rows are then edges; writes into
+        # node rows are atomic adds, since several edges share a node.
+        self.rows_of: dict[str, str] = {f"in{r}": end for r, end in (gathered or {}).items()}
+        self.rows_of.update({f"gin{r}": end for r, end in (gathered or {}).items()})
+        if scatter:
+            self.rows_of.update(out=scatter, grad=scatter)
+        self.endpoints = sorted(set(self.rows_of.values()))
 
     def set_aliases(self, wires: list[str]) -> None:
         if self.s.mode == "uuu":
@@ -117,24 +126,35 @@ class KernelWriter:
 
     def header(self, src: Source, name: str, args: list[str]) -> None:
         src.lines.append("@triton.jit")
-        src.lines.append(f"def {name}({', '.join(args)}, rows, BLOCK_Z: tl.constexpr"
+        index_args = [f"index_{end}_ptr" for end in self.endpoints]
+        src.lines.append(f"def {name}({', '.join(args + index_args)}, rows, BLOCK_Z: tl.constexpr"
                          + (", ATOMIC: tl.constexpr" if "gw_ptr" in args and not self.s.external else "") + "):")
         src("z = tl.program_id(0) * BLOCK_Z + tl.arange(0, BLOCK_Z)")
         src("row_ok = (z < rows)[:, None]")
         src("z64 = z.to(tl.int64)[:, None]")
+        for end in self.endpoints:     # the node row of each edge at that end
+            src(f"{end}64 = tl.load(index_{end}_ptr + z, mask=z < rows, other=0).to(tl.int64)[:, None]")
+
+    def row(self, base: str) -> str:
+        """The row index of a pointer's rows: the edge (z64), or a node through an edge index."""
+        return f"{self.rows_of[base]}64" if base in self.rows_of else "z64"
+
+    def put(self, base: str) -> str:
+        """How to write into base's rows: a store, or an atomic add where edges share node rows."""
+        return "tl.atomic_add" if base in self.rows_of and base != "grad" else "tl.store"
 
     def row_pointers(self, src: Source, grads_in: bool = False, grads_out=(), out: bool = False,
                      weights: bool = False, weight_grads: bool = False) -> None:
         """Row base pointers; grads_out: the inputs whose gradients this kernel writes."""
         s = self.s
         for r in sorted(set(self.canon)):
-            src(f"in{r} = in{r}_ptr + z64 * {s.in_dims[r]}")
+            src(f"in{r} = in{r}_ptr + {self.row(f'in{r}')} * {s.in_dims[r]}")
         if out:
-            src(f"out = out_ptr + z64 * {s.out_dim}")
+            src(f"out = out_ptr + {self.row('out')} * {s.out_dim}")
         if grads_in:
-            src(f"grad = grad_ptr + z64 * {s.out_dim}")
+            src(f"grad = grad_ptr + {self.row('grad')} * {s.out_dim}")
         for r in grads_out:
-            src(f"gin{r} = gin{r}_ptr + z64 * {s.in_dims[r]}")
+            src(f"gin{r} = gin{r}_ptr + {self.row(f'gin{r}')} * {s.in_dims[r]}")
         if weights and s.weight_numel:
             src(f"w = w_ptr + z64 * {s.weight_numel}" if s.external else "w = w_ptr")
         if weight_grads and s.weight_numel:
@@ -293,7 +313,7 @@ class KernelWriter:
             self.end_loop(src, mul_b)
         for c, t in enumerate(s.out):
             for k in range(t.dim):
-                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(live, self.widest))
@@ -359,11 +379,11 @@ class KernelWriter:
                     parts = [f"tl.sum(T{r}_{t}_{j}_{m}, axis=1)[:, None]" for rr, tt, jj, m in sums
                              if (rr, tt, jj) == (r, t, j)]
                     value = " + ".join(parts) if parts else self.zeros(None)
-                    src(f"tl.store({self.column_address(f'gin{r}', term, j, v)}, {value}, mask=row_ok)")
+                    src(f"{self.put(f'gin{r}')}({self.column_address(f'gin{r}', term, j, v)}, {value}, mask=row_ok)")
             self.end_loop(src, mul_b)
         for a, t in enumerate(s.inputs[0]):
             for i in range(t.dim):
-                src(f"tl.store({self.tile_address(0, a, i).replace('in0', 'gin0', 1)}, gx{a}_{i}, mask=ok{t.mul})")
+                src(f"{self.put('gin0')}({self.tile_address(0, a, i).replace('in0', 'gin0', 1)}, gx{a}_{i}, mask=ok{t.mul})")
         # live tiles: x, its gradient, the output gradient and the other inputs' channel sums
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in range(len(s.inputs[0]))) * 2 + \
             sum(t.dim * pow2(t.mul) for t in s.out) + \
@@ -377,7 +397,7 @@ class KernelWriter:
         return f"x{self.canon[r]}_{t}_{i}"
 
     def _uuu(self) -> list[Kernel]:
-        if self.n == 3:
+        if self.n == 3 and all(p.stages for p in self.s.paths):    # (a symmetric fuse has no tree)
             return self._uuu_tree()
         s = self.s
         canon = sorted(set(self.canon))
@@ -435,7 +455,7 @@ class KernelWriter:
                 src(f"o{p.out}_{k} += w{p.index} * {tk}")
         for c, t in enumerate(s.out):
             for k in range(t.dim):
-                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest))
@@ -482,7 +502,7 @@ class KernelWriter:
         for r in canon:
             for t, term in enumerate(s.inputs[r]):
                 for i in range(term.dim):
-                    src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
+                    src(f"{self.put(f'gin{r}')}(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
                         f"mask=ok{term.mul})")
         backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest))
         return [forward, backward]
@@ -551,7 +571,7 @@ class KernelWriter:
                     src(f"o{p.out}_{k} += w{p.index} * t{p.index}_{k}")
         for c, t in enumerate(s.out):
             for k in range(t.dim):
-                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest))
@@ -609,7 +629,7 @@ class KernelWriter:
         for r in canon:
             for t, term in enumerate(s.inputs[r]):
                 for i in range(term.dim):
-                    src(f"tl.store(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
+                    src(f"{self.put(f'gin{r}')}(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
                         f"mask=ok{term.mul})")
         backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest))
         return [forward, backward]
@@ -655,7 +675,7 @@ class KernelWriter:
                     src(f"o{c}_{k} += {terms}")
             for k in range(t.dim):
                 address, _ = out_address("out", c, k, mul_b, v)
-                src(f"tl.store({address}, o{c}_{k}, mask=ok{mul_a})")
+                src(f"{self.put('out')}({address}, o{c}_{k}, mask=ok{mul_a})")
             self.end_loop(src, mul_b)
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             max(t.dim * pow2(t.mul) for t in s.out)
@@ -707,50 +727,66 @@ class KernelWriter:
                 parts = [f"tl.sum(T{jj}_{m}, axis=1)[:, None]" for jj, m in sums if jj == j]
                 src(f"gy1_{b}_{j} = {' + '.join(parts) if parts else self.zeros(None)}")
             for j in range(term_b.dim):
-                src(f"tl.store({self.column_address('gin1', term_b, j, v)}, gy1_{b}_{j}, mask=row_ok)")
+                src(f"{self.put('gin1')}({self.column_address('gin1', term_b, j, v)}, gy1_{b}_{j}, mask=row_ok)")
             self.end_loop(src, mul_b)
         for a, t in enumerate(s.inputs[0]):
             for i in range(t.dim):
-                src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
+                src(f"{self.put('gin0')}(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
         live = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0]) + max(t.dim * pow2(t.mul) for t in s.out)
         backward = Kernel(name, src.text(), block_rows(live, self.widest))
         return [forward, backward]
 
-    # uvw (binary) ------------------------------------------------------------------------
+    # uvw (any number of inputs) -------------------------------------------------------------
 
     def _uvw(self) -> list[Kernel]:
-        s = self.s
-        out_muls = [t.mul for t in s.out]
-        ins = ["in0_ptr", "in1_ptr"]
-        pairs: dict[tuple[int, int], list[KernelPath]] = {}
-        for p in s.paths:
-            pairs.setdefault((p.ins[0], p.ins[1]), []).append(p)
+        """out[z, w, k] = sum_{u1..un} sum C[i1..in, k] x1[u1, i1] ... xn[un, in] W[u1, .., un, w]: the
+        forward tiles the output channels w and loops over every input's channels; backward kernel r
+        tiles input r's channels and loops over w and the other inputs' channels, so that every update
+        is a column times a row of weights (kernel 0 also writes the weights' gradient)."""
+        s, n = self.s, self.n
+        ins = [f"in{r}_ptr" for r in range(n)]
 
-        def load_column(src, r, t, channel, comps):
+        def load_columns(src, r, t, channel, comps):
             term = s.inputs[r][t]
             for i in comps:
-                src(f"{'x' if r == 0 else 'y'}{t}_{i} = tl.load({self.column_address(f'in{r}', term, i, channel)}, "
+                src(f"x{r}_{t}_{i} = tl.load({self.column_address(f'in{r}', term, i, channel)}, "
                     "mask=row_ok, other=0.0)")
 
         def comps(paths, r):
             return sorted({idx[r] for p in paths for idx, _, _ in p.entries})
 
-        def path_columns(src, p):
-            """t{p}_{k} = sum_ij C x_i y_j, one column per output component."""
-            per_k: dict[int, list] = {}
-            for idx, k, c in p.entries:
-                per_k.setdefault(k, []).append((c, [f"x{p.ins[0]}_{idx[0]}", f"y{p.ins[1]}_{idx[1]}"]))
-            for k, terms in sorted(per_k.items()):
-                src(f"t{p.index}_{k} = {linear_sum(terms)}")
-            return sorted(per_k)
+        def strides(p):
+            """Stride of each input's channel, then of the output channel, in path p's weights."""
+            muls = [s.inputs[r][p.ins[r]].mul for r in range(n)] + [s.out[p.out].mul]
+            out = [1] * (n + 1)
+            for r in range(n - 1, -1, -1):
+                out[r] = out[r + 1] * muls[r + 1]
+            return out
 
-        def weight_row(p, u, v):
-            mul_b, mul_c = s.inputs[1][p.ins[1]].mul, s.out[p.out].mul
-            extra = "0"
-            if u != "0" or v != "0":
-                extra = f"({u} * {mul_b} + {v}) * {mul_c}" if u != "0" and v != "0" else \
-                    (f"{u} * {mul_b * mul_c}" if u != "0" else f"{v} * {mul_c}")
-            return extra, mul_c
+        def offset(parts) -> str:
+            """'v * 16 + q' from [(v, 16), (q, 1)], leaving out static zeros."""
+            terms = [f"{var} * {scale}" if scale != 1 else var for var, scale in parts if var != "0"]
+            return " + ".join(terms) if terms else "0"
+
+        def open_loops(src, paths, positions):
+            """Nested loops over the channels of the inputs at positions (terms of the first path),
+            loading each one's columns inside its loop; returns the channel index per position."""
+            chans = {}
+            for r in positions:
+                t = paths[0].ins[r]
+                chans[r] = self.loop(src, f"u{r}", s.inputs[r][t].mul)     # (q: the output channel)
+                load_columns(src, r, t, chans[r], comps(paths, r))
+            return chans
+
+        def close_loops(src, paths, positions):
+            for r in reversed(positions):
+                self.end_loop(src, s.inputs[r][paths[0].ins[r]].mul)
+
+        def store_tiles(src, base, r):
+            for t, term in enumerate(s.inputs[r]):
+                for i in range(term.dim):
+                    src(f"{self.put(base)}({base} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{t}_{i}, "
+                        f"mask=ok{term.mul})")
 
         # forward
         src = Source()
@@ -758,125 +794,81 @@ class KernelWriter:
         self.header(src, name, ins + ["w_ptr", "out_ptr"])
         src("DT = out_ptr.dtype.element_ty")
         self.row_pointers(src, out=True, weights=True)
-        self.channels(src, out_muls)
+        self.channels(src, [t.mul for t in s.out])
         for c, t in enumerate(s.out):
             for k in range(t.dim):
                 src(f"o{c}_{k} = {self.zeros(t.mul)}")
-        for (a, b), paths in pairs.items():
-            u = self.loop(src, "u", s.inputs[0][a].mul)
-            load_column(src, 0, a, u, comps(paths, 0))
-            v = self.loop(src, "v", s.inputs[1][b].mul)
-            load_column(src, 1, b, v, comps(paths, 1))
+        groups: dict[tuple, list[KernelPath]] = {}
+        for p in s.paths:
+            groups.setdefault(p.ins, []).append(p)
+        for paths in groups.values():
+            chans = open_loops(src, paths, list(range(n)))
             for p in paths:
                 self.comment(src, p)
-                ks = path_columns(src, p)
-                extra, mul_c = weight_row(p, u, v)
-                src(f"w{p.index} = {self.weight_tile(p, mul_c, 1, extra)}")
-                for k in ks:
+                per_k: dict[int, list] = {}
+                for idx, k, c in p.entries:
+                    per_k.setdefault(k, []).append((c, [f"x{r}_{p.ins[r]}_{idx[r]}" for r in range(n)]))
+                for k, terms in sorted(per_k.items()):
+                    src(f"t{p.index}_{k} = {linear_sum(terms)}")
+                st = strides(p)
+                extra = offset([(chans[r], st[r]) for r in range(n)])
+                src(f"w{p.index} = {self.weight_tile(p, s.out[p.out].mul, 1, extra)}")
+                for k in sorted(per_k):
                     src(f"o{p.out}_{k} += t{p.index}_{k} * w{p.index}")
-            self.end_loop(src, s.inputs[1][b].mul)
-            self.end_loop(src, s.inputs[0][a].mul)
+            close_loops(src, paths, list(range(n)))
         for c, t in enumerate(s.out):
             for k in range(t.dim):
-                src(f"tl.store(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
-        live = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(live, self.widest))
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+        kernels = [Kernel(name, src.text(), block_rows(sum(t.dim * pow2(t.mul) for t in s.out), self.widest))]
 
-        def offset(*parts) -> str:
-            """'v * 16 + w' from (v, 16), (w, 1), leaving out static zeros."""
-            terms = [f"{var} * {scale}" if scale != 1 else var for var, scale in parts if var != "0"]
-            return " + ".join(terms) if terms else "0"
-
-        def load_grad_columns(src, c, channel, comps):
-            term = s.out[c]
-            for k in comps:
-                src(f"g{c}_{k} = tl.load({self.column_address('grad', term, k, channel)}, mask=row_ok, other=0.0)")
-
-        # The backward kernels tile the channels of the input whose gradient they write and loop over
-        # the other two wires' channels, so that every update is a column times a row of weights (as in
-        # the forward) and no sum over a tile axis is needed, except the weights' sum over rows.
-        x_terms = sorted({p.ins[0] for p in s.paths})
-
-        # backward 1: gradient of the first input and of the weights
-        src = Source()
-        name = f"{s.stem}_backward_x"
-        self.header(src, name, ins + ["w_ptr", "grad_ptr", "gin0_ptr", "gw_ptr"])
-        src("DT = grad_ptr.dtype.element_ty")
-        self.row_pointers(src, grads_in=True, grads_out=(0,), weights=True, weight_grads=True)
-        self.channels(src, [t.mul for t in s.inputs[0]])
-        for a in x_terms:
-            t = s.inputs[0][a]
-            for i in range(t.dim):
-                src(f"x{a}_{i} = tl.load({self.tile_address(0, a, i)}, mask=ok{t.mul}, other=0.0)")
-        for a, t in enumerate(s.inputs[0]):
-            for i in range(t.dim):
-                src(f"gx{a}_{i} = {self.zeros(t.mul)}")
-        by_bc: dict[tuple[int, int], list[KernelPath]] = {}
-        for p in s.paths:
-            by_bc.setdefault((p.ins[1], p.out), []).append(p)
-        for (b, c), paths in by_bc.items():
-            mul_b, mul_c = s.inputs[1][b].mul, s.out[c].mul
-            w = self.loop(src, "q", mul_c)    # output channel (w of uvw; `w` names the weights)
-            load_grad_columns(src, c, w, sorted({k for p in paths for _, k, _ in p.entries}))
-            v = self.loop(src, "v", mul_b)
-            load_column(src, 1, b, v, comps(paths, 1))
-            for p in paths:
-                self.comment(src, p)
-                a, mul_a = p.ins[0], s.inputs[0][p.ins[0]].mul
-                per_i: dict[int, list] = {}
-                for idx, k, coef in p.entries:
-                    per_i.setdefault(idx[0], []).append((coef, [f"y{b}_{idx[1]}", f"g{c}_{k}"]))
-                for i, terms in sorted(per_i.items()):   # e_i: the output gradient seen by component i
-                    src(f"e{p.index}_{i} = {linear_sum(terms)}")
-                extra = offset((v, mul_c), (w, 1))
-                src(f"w{p.index} = {self.weight_tile(p, mul_a, mul_b * mul_c, extra)}")
-                for i in sorted(per_i):
-                    src(f"gx{a}_{i} += e{p.index}_{i} * w{p.index}")
-                src(f"gw{p.index} = " + " + ".join(f"x{a}_{i} * e{p.index}_{i}" for i in sorted(per_i)))
-                self.store_weight_grad(src, p, mul_a, mul_b * mul_c, extra, f"gw{p.index}")
-            self.end_loop(src, mul_b)
-            self.end_loop(src, mul_c)
-        for a, t in enumerate(s.inputs[0]):
-            for i in range(t.dim):
-                src(f"tl.store(gin0 + {t.offset + i} + ch{t.mul} * {t.dim}, gx{a}_{i}, mask=ok{t.mul})")
-        live_x = 2 * sum(t.dim * pow2(t.mul) for t in s.inputs[0])
-        backward_x = Kernel(name, src.text(), block_rows(live_x, self.widest))
-
-        # backward 2: gradient of the second input
-        src = Source()
-        name = f"{s.stem}_backward_y"
-        self.header(src, name, ins + ["w_ptr", "grad_ptr", "gin1_ptr"])
-        src("DT = grad_ptr.dtype.element_ty")
-        self.row_pointers(src, grads_in=True, grads_out=(1,), weights=True)
-        self.channels(src, [t.mul for t in s.inputs[1]])
-        for b, t in enumerate(s.inputs[1]):
-            for j in range(t.dim):
-                src(f"gy{b}_{j} = {self.zeros(t.mul)}")
-        by_ac: dict[tuple[int, int], list[KernelPath]] = {}
-        for p in s.paths:
-            by_ac.setdefault((p.ins[0], p.out), []).append(p)
-        for (a, c), paths in by_ac.items():
-            mul_a, mul_c = s.inputs[0][a].mul, s.out[c].mul
-            u = self.loop(src, "u", mul_a)
-            load_column(src, 0, a, u, comps(paths, 0))
-            w = self.loop(src, "q", mul_c)
-            load_grad_columns(src, c, w, sorted({k for p in paths for _, k, _ in p.entries}))
-            for p in paths:
-                self.comment(src, p)
-                b, mul_b = p.ins[1], s.inputs[1][p.ins[1]].mul
-                per_j: dict[int, list] = {}
-                for idx, k, coef in p.entries:
-                    per_j.setdefault(idx[1], []).append((coef, [f"x{a}_{idx[0]}", f"g{c}_{k}"]))
-                for j, terms in sorted(per_j.items()):
-                    src(f"f{p.index}_{j} = {linear_sum(terms)}")
-                src(f"w{p.index} = {self.weight_tile(p, mul_b, mul_c, offset((u, mul_b * mul_c), (w, 1)))}")
-                for j in sorted(per_j):
-                    src(f"gy{b}_{j} += f{p.index}_{j} * w{p.index}")
-            self.end_loop(src, mul_c)
-            self.end_loop(src, mul_a)
-        for b, t in enumerate(s.inputs[1]):
-            for j in range(t.dim):
-                src(f"tl.store(gin1 + {t.offset + j} + ch{t.mul} * {t.dim}, gy{b}_{j}, mask=ok{t.mul})")
-        live_y = sum(t.dim * pow2(t.mul) for t in s.inputs[1])
-        backward_y = Kernel(name, src.text(), block_rows(live_y, self.widest))
-        return [forward, backward_x, backward_y]
+        # backward r: the gradient of input r (and for r = 0 of the weights)
+        for r in range(n):
+            weights_too = r == 0
+            others = [q for q in range(n) if q != r]
+            src = Source()
+            name = f"{s.stem}_backward_in{r}"
+            self.header(src, name, ins + ["w_ptr", "grad_ptr", f"gin{r}_ptr"] + (["gw_ptr"] if weights_too else []))
+            src("DT = grad_ptr.dtype.element_ty")
+            self.row_pointers(src, grads_in=True, grads_out=(r,), weights=True, weight_grads=weights_too)
+            self.channels(src, [t.mul for t in s.inputs[r]])
+            tiled = sorted({p.ins[r] for p in s.paths}) if weights_too else []
+            for a in tiled:     # input r's own values, as tiles: the weights' gradient needs them
+                t = s.inputs[r][a]
+                for i in range(t.dim):
+                    src(f"X{a}_{i} = tl.load({self.tile_address(r, a, i)}, mask=ok{t.mul}, other=0.0)")
+            for a, t in enumerate(s.inputs[r]):
+                for i in range(t.dim):
+                    src(f"gx{a}_{i} = {self.zeros(t.mul)}")
+            by_rest: dict[tuple, list[KernelPath]] = {}
+            for p in s.paths:
+                by_rest.setdefault(tuple(p.ins[q] for q in others) + (p.out,), []).append(p)
+            for paths in by_rest.values():
+                c, mul_c = paths[0].out, s.out[paths[0].out].mul
+                w = self.loop(src, "q", mul_c)    # output channel (w of uvw; `w` names the weights)
+                for k in sorted({k for p in paths for _, k, _ in p.entries}):
+                    src(f"g{c}_{k} = tl.load({self.column_address('grad', s.out[c], k, w)}, mask=row_ok, "
+                        "other=0.0)")
+                chans = open_loops(src, paths, others)
+                for p in paths:
+                    self.comment(src, p)
+                    a, mul_a = p.ins[r], s.inputs[r][p.ins[r]].mul
+                    per_i: dict[int, list] = {}
+                    for idx, k, coef in p.entries:
+                        per_i.setdefault(idx[r], []).append(
+                            (coef, [f"x{q}_{p.ins[q]}_{idx[q]}" for q in others] + [f"g{c}_{k}"]))
+                    for i, terms in sorted(per_i.items()):   # e_i: the output gradient seen by component i
+                        src(f"e{p.index}_{i} = {linear_sum(terms)}")
+                    st = strides(p)
+                    extra = offset([(chans[q], st[q]) for q in others] + [(w, 1)])
+                    src(f"w{p.index} = {self.weight_tile(p, mul_a, st[r], extra)}")
+                    for i in sorted(per_i):
+                        src(f"gx{a}_{i} += e{p.index}_{i} * w{p.index}")
+                    if weights_too:
+                        src(f"gw{p.index} = " + " + ".join(f"X{a}_{i} * e{p.index}_{i}" for i in sorted(per_i)))
+                        self.store_weight_grad(src, p, mul_a, st[r], extra, f"gw{p.index}")
+                close_loops(src, paths, others)
+                self.end_loop(src, mul_c)
+            store_tiles(src, f"gin{r}", r)
+            live = (2 if weights_too else 1) * sum(t.dim * pow2(t.mul) for t in s.inputs[r])
+            kernels.append(Kernel(name, src.text(), block_rows(live, self.widest)))
+        return kernels

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend.plan import VertexPlan
+from ..backend.plan import VertexPlan, symmetric_paths
 from ..symmetry.coupling import cg
 from ..symmetry.trees import coupling
 from ..symmetry.trees import real_part as _real
@@ -81,22 +81,51 @@ def _terms(irreps) -> list[Term]:
     return out
 
 
+def path_tensors(diagram, v: VertexPlan) -> list[np.ndarray]:
+    """Each path's coupling tensor [d1, ..., dn, d_out], normalisation included: the left-deep tree's
+    coupling, or for a symmetric fuse its basis function's block (plan.symmetric_paths)."""
+    ins = [diagram.irreps(w) for w in v.inputs]
+    if v.symmetric_bases:
+        return list(symmetric_paths(diagram.group_name, ins, v.out_irreps)[4])
+    tensors = []
+    for p, coeff in zip(v.paths, v.coefficients):
+        irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
+        tensor = coupling(diagram.group, irreps, p.inner, v.out_irreps[p.outs[0]].irrep) * coeff
+        tensors.append(tensor.real if np.iscomplexobj(tensor) else tensor)
+    return tensors
+
+
+def _monomials(entries: tuple, terms: tuple[int, ...]) -> tuple:
+    """Entries of a fuse of one wire with itself, summed by monomial: positions that read the same
+    term (consecutive: `terms` is sorted) multiply the same variables in any order, so (i, j, k) and
+    (j, i, k) are one product there.  A symmetric fuse's blocks are symmetric in those positions, so
+    this folds up to n! entries into one."""
+    runs = [[a for a in range(len(terms)) if terms[a] == t] for t in sorted(set(terms))]
+    merged: dict[tuple, float] = {}
+    for idx, k, c in entries:
+        key = (tuple(i for run in runs for i in sorted(idx[a] for a in run)), k)
+        merged[key] = merged.get(key, 0.0) + c
+    return tuple((idx, k, c) for (idx, k), c in merged.items() if abs(c) > NOISE)
+
+
 def fuse_spec(diagram, v: VertexPlan, stem: str) -> FuseSpec:
     group = diagram.group
     ins = [diagram.irreps(w) for w in v.inputs]
     out = v.out_irreps
     paths, offset = [], 0
-    for k, (p, coeff, shape) in enumerate(zip(v.paths, v.coefficients, v.weight_shapes)):
+    for k, (p, coeff, shape, tensor) in enumerate(zip(v.paths, v.coefficients, v.weight_shapes,
+                                                      path_tensors(diagram, v))):
         irreps = tuple(ins[r][t].irrep for r, t in enumerate(p.ins))
-        tensor = coupling(group, irreps, p.inner, out[p.outs[0]].irrep) * coeff
-        if np.iscomplexobj(tensor):
-            tensor = tensor.real
         entries = tuple((tuple(int(i) for i in idx[:-1]), int(idx[-1]), float(tensor[idx]))
                         for idx in zip(*np.nonzero(np.abs(tensor) > NOISE)))
         inner = f" ({', '.join(map(str, p.inner))})" if p.inner else ""
+        if v.symmetric_bases:
+            inner = f" (symmetric {sum(1 for q in v.paths[:k] if q.outs == p.outs)})"
+            if len(set(v.inputs)) == 1:
+                entries = _monomials(entries, tuple(p.ins))     # p.ins: sorted terms of the one wire
         text = " x ".join(str(i) for i in irreps) + inner + f" -> {out[p.outs[0]].irrep}"
         stages = ()
-        if len(irreps) > 2:
+        if len(irreps) > 2 and not v.symmetric_bases:
             labels = [irreps[0], *p.inner, out[p.outs[0]].irrep]
             stages = tuple(_entries(_real(cg(group.name, labels[s], irreps[s + 1], labels[s + 1])) *
                                     (coeff if s == len(irreps) - 2 else 1.0))
@@ -116,18 +145,13 @@ def unsupported_reason(diagram, v: VertexPlan) -> str | None:
     """Why this vertex keeps its torch code under the Triton backend (None: it gets kernels)."""
     if v.kind != "fuse":
         return f"{v.kind} vertices have no Triton kernel"
-    if v.symmetric_bases:
-        return "symmetric fuse: its weights are coordinates in a basis of symmetric maps (torch code only)"
-    if v.weights_on_nodes:
-        return "the planner applies its shared weights on the nodes, after the scatter"
     if diagram.group_name == "SU2":
         return "SU2 tensors are complex; Triton kernels are generated for real (O3, SO3) tensors"
     n = len(v.inputs)
-    if n > 2 and v.mode not in ("uvu", "uuu"):
-        return f"n-ary fuse with weights={v.mode} has no Triton kernel (uvu and uuu do)"
+    if n > 2 and v.mode == "none":
+        return "n-ary fuse with weights=none has no Triton kernel (uvu, uvw and uuu do)"
     ins = [diagram.irreps(w) for w in v.inputs]
-    if n > 2 and v.mode == "uvu" and any(t.mul != 1 for w in ins[1:] for t in w):
-        return "n-ary uvu needs multiplicity 1 on every input after the first"
+    # (n-ary uvu: the checker requires multiplicity 1 on every input after the first, F052)
     if v.mode == "uuu" and any(ins[r][t].mul != ins[0][p.ins[0]].mul for p in v.paths for r, t in enumerate(p.ins)):
         return "uuu paths must have one multiplicity on every input"
     if v.mode == "none":
@@ -136,10 +160,7 @@ def unsupported_reason(diagram, v: VertexPlan) -> str | None:
         for p in v.paths:
             if second.setdefault(p.outs[0], ins[1][p.ins[1]].mul) != ins[1][p.ins[1]].mul:
                 return "weights=none paths into one output term with different multiplicity layouts"
-    entries = sum(int(np.count_nonzero(np.abs(coupling(diagram.group, tuple(ins[r][t].irrep for r, t in
-                                                                                enumerate(p.ins)),
-                                                         p.inner, v.out_irreps[p.outs[0]].irrep)) > NOISE))
-                  for p in v.paths)
+    entries = sum(int(np.count_nonzero(np.abs(t) > NOISE)) for t in path_tensors(diagram, v))
     if entries > MAX_ENTRIES:
         return f"{entries} coupling entries to unroll (more than {MAX_ENTRIES})"
     return None
