@@ -222,6 +222,23 @@ class KernelWriter:
         if mul != 1:
             src.dedent()
 
+    def zero_outputs(self, src: Source) -> None:
+        """o{c}_{k}: the output tiles, accumulated in registers."""
+        for c, t in enumerate(self.s.out):
+            for k in range(t.dim):
+                src(f"o{c}_{k} = {self.zeros(t.mul)}")
+
+    def store_outputs(self, src: Source) -> None:
+        for c, t in enumerate(self.s.out):
+            for k in range(t.dim):
+                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+
+    def load_output_grads(self, src: Source) -> None:
+        """g{c}_{k}: the gradient of the output, read once per row block."""
+        for c, t in enumerate(self.s.out):
+            for k in range(t.dim):
+                src(f"g{c}_{k} = tl.load(grad + {t.offset + k} + ch{t.mul} * {t.dim}, mask=ok{t.mul}, other=0.0)")
+
     def comment(self, src: Source, p: KernelPath) -> None:
         src(f"# path {p.index}: {p.text}")
 
@@ -286,9 +303,7 @@ class KernelWriter:
             t = s.inputs[0][a]
             for i in range(t.dim):
                 src(f"x{a}_{i} = tl.load({self.tile_address(0, a, i)}, mask=ok{t.mul}, other=0.0)")
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"o{c}_{k} = {self.zeros(t.mul)}")
+        self.zero_outputs(src)
         for b, mul_b, paths in groups:
             if not paths:
                 continue
@@ -311,9 +326,7 @@ class KernelWriter:
                         terms = " + ".join(f"x{a}_{i} * {combos[(i, kk)]}" for i, kk in sorted(combos) if kk == k)
                         src(f"o{c}_{k} += w{p.index} * ({terms})")
             self.end_loop(src, mul_b)
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+        self.store_outputs(src)
         live = sum(s.inputs[0][a].dim * pow2(s.inputs[0][a].mul) for a in x_terms) + \
             sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(live, self.widest))
@@ -330,9 +343,7 @@ class KernelWriter:
             t = s.inputs[0][a]
             for i in range(t.dim):
                 src(f"x{a}_{i} = tl.load({self.tile_address(0, a, i)}, mask=ok{t.mul}, other=0.0)")
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"g{c}_{k} = tl.load(grad + {t.offset + k} + ch{t.mul} * {t.dim}, mask=ok{t.mul}, other=0.0)")
+        self.load_output_grads(src)
         for a, t in enumerate(s.inputs[0]):
             for i in range(t.dim):
                 src(f"gx{a}_{i} = {self.zeros(t.mul)}")
@@ -400,17 +411,6 @@ class KernelWriter:
         if self.n == 3 and all(p.stages for p in self.s.paths):    # (a symmetric fuse has no tree)
             return self._uuu_tree()
         s = self.s
-        canon = sorted(set(self.canon))
-        used = sorted({(self.canon[r], p.ins[r], idx[r]) for p in s.paths for idx, _, _ in p.entries
-                       for r in range(self.n)})
-        muls = [t.mul for r in canon for t in s.inputs[r]] + [t.mul for t in s.out]
-        ins = [f"in{r}_ptr" for r in range(self.n)]
-        w_arg = ["w_ptr"] if s.weight_numel else []
-
-        def load_inputs(src):
-            for r, t, i in used:
-                term = s.inputs[r][t]
-                src(f"x{r}_{t}_{i} = tl.load({self.tile_address(r, t, i)}, mask=ok{term.mul}, other=0.0)")
 
         def products(src, p: KernelPath, cache: dict, factors: list[str]) -> str:
             """The product of factors (tile names), reusing products already formed for this path."""
@@ -435,6 +435,59 @@ class KernelWriter:
                 src(f"{names[k]} = {linear_sum(terms)}")
             return names
 
+        def forward_paths(src):
+            for p in s.paths:
+                self.comment(src, p)
+                values = path_values(src, p, {})
+                mul = s.out[p.out].mul
+                src(f"w{p.index} = {self.weight_tile(p, mul, 1, '0')}")
+                for k, tk in values.items():
+                    src(f"o{p.out}_{k} += w{p.index} * {tk}")
+
+        def backward_paths(src):
+            for p in s.paths:
+                self.comment(src, p)
+                cache: dict = {}
+                mul = s.out[p.out].mul
+                wp = f"w{p.index}"
+                src(f"{wp} = {self.weight_tile(p, mul, 1, '0')}")
+                if s.weight_numel:
+                    values = path_values(src, p, cache)
+                    grad_w = " + ".join(f"{tk} * g{p.out}_{k}" for k, tk in values.items())
+                    src(f"gw{p.index} = {grad_w}")
+                    self.store_weight_grad(src, p, mul, 1, "0", f"gw{p.index}")
+                ks = sorted({k for _, k, _ in p.entries})
+                for k in ks:
+                    src(f"wg{p.index}_{k} = {wp} * g{p.out}_{k}")
+                contributions: dict[tuple[int, int, int], list] = {}
+                for idx, k, coef in p.entries:
+                    for r in range(self.n):
+                        others = [self._tile(q, p.ins[q], idx[q]) for q in range(self.n) if q != r]
+                        prod = products(src, p, cache, others) if others else None
+                        factors = ([prod] if prod else []) + [f"wg{p.index}_{k}"]
+                        contributions.setdefault((self.canon[r], p.ins[r], idx[r]), []).append((coef, factors))
+                for (r, t, i), terms in sorted(contributions.items()):
+                    src(f"gx{r}_{t}_{i} += {linear_sum(terms)}")
+
+        return self._uuu_kernels(forward_paths, backward_paths)
+
+    def _uuu_kernels(self, forward_paths, backward_paths) -> list[Kernel]:
+        """The forward and backward kernels of a uuu fuse around its path loops (the frame _uuu and
+        _uuu_tree share): every used input tile read once, the output (or its gradient) held in
+        registers; forward_paths(src) adds into o{c}_{k}, backward_paths(src) into gx{r}_{t}_{i}."""
+        s = self.s
+        canon = sorted(set(self.canon))
+        used = sorted({(self.canon[r], p.ins[r], idx[r]) for p in s.paths for idx, _, _ in p.entries
+                       for r in range(self.n)})
+        muls = [t.mul for r in canon for t in s.inputs[r]] + [t.mul for t in s.out]
+        ins = [f"in{r}_ptr" for r in range(self.n)]
+        w_arg = ["w_ptr"] if s.weight_numel else []
+
+        def load_inputs(src):
+            for r, t, i in used:
+                term = s.inputs[r][t]
+                src(f"x{r}_{t}_{i} = tl.load({self.tile_address(r, t, i)}, mask=ok{term.mul}, other=0.0)")
+
         # forward
         src = Source()
         name = f"{s.stem}_forward"
@@ -443,19 +496,9 @@ class KernelWriter:
         self.row_pointers(src, out=True, weights=True)
         self.channels(src, muls)
         load_inputs(src)
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"o{c}_{k} = {self.zeros(t.mul)}")
-        for p in s.paths:
-            self.comment(src, p)
-            values = path_values(src, p, {})
-            mul = s.out[p.out].mul
-            src(f"w{p.index} = {self.weight_tile(p, mul, 1, '0')}")
-            for k, tk in values.items():
-                src(f"o{p.out}_{k} += w{p.index} * {tk}")
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+        self.zero_outputs(src)
+        forward_paths(src)
+        self.store_outputs(src)
         tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
         outs = sum(t.dim * pow2(t.mul) for t in s.out)
         forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest))
@@ -469,36 +512,12 @@ class KernelWriter:
         self.row_pointers(src, grads_in=True, grads_out=canon, weights=True, weight_grads=True)
         self.channels(src, muls)
         load_inputs(src)
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"g{c}_{k} = tl.load(grad + {t.offset + k} + ch{t.mul} * {t.dim}, mask=ok{t.mul}, other=0.0)")
+        self.load_output_grads(src)
         for r in canon:
             for t, term in enumerate(s.inputs[r]):
                 for i in range(term.dim):
                     src(f"gx{r}_{t}_{i} = {self.zeros(term.mul)}")
-        for p in s.paths:
-            self.comment(src, p)
-            cache: dict = {}
-            mul = s.out[p.out].mul
-            wp = f"w{p.index}"
-            src(f"{wp} = {self.weight_tile(p, mul, 1, '0')}")
-            if s.weight_numel:
-                values = path_values(src, p, cache)
-                grad_w = " + ".join(f"{tk} * g{p.out}_{k}" for k, tk in values.items())
-                src(f"gw{p.index} = {grad_w}")
-                self.store_weight_grad(src, p, mul, 1, "0", f"gw{p.index}")
-            ks = sorted({k for _, k, _ in p.entries})
-            for k in ks:
-                src(f"wg{p.index}_{k} = {wp} * g{p.out}_{k}")
-            contributions: dict[tuple[int, int, int], list] = {}
-            for idx, k, coef in p.entries:
-                for r in range(self.n):
-                    others = [self._tile(q, p.ins[q], idx[q]) for q in range(self.n) if q != r]
-                    prod = products(src, p, cache, others) if others else None
-                    factors = ([prod] if prod else []) + [f"wg{p.index}_{k}"]
-                    contributions.setdefault((self.canon[r], p.ins[r], idx[r]), []).append((coef, factors))
-            for (r, t, i), terms in sorted(contributions.items()):
-                src(f"gx{r}_{t}_{i} += {linear_sum(terms)}")
+        backward_paths(src)
         for r in canon:
             for t, term in enumerate(s.inputs[r]):
                 for i in range(term.dim):
@@ -513,23 +532,11 @@ class KernelWriter:
         of c, other outputs), then t_k = sum_ml C2[m,l,k] P_m c_l; far fewer terms than the composed
         coupling, and the backward runs the same two stages in reverse."""
         s = self.s
-        canon = sorted(set(self.canon))
-        used = sorted({(self.canon[r], p.ins[r], idx[r]) for p in s.paths for idx, _, _ in p.entries
-                       for r in range(self.n)})
-        muls = [t.mul for r in canon for t in s.inputs[r]] + [t.mul for t in s.out]
-        ins = [f"in{r}_ptr" for r in range(self.n)]
-        w_arg = ["w_ptr"] if s.weight_numel else []
         groups: dict[tuple, list[KernelPath]] = {}      # (term of a, term of b, stage-1 coupling) -> paths
         for p in s.paths:
             groups.setdefault((p.ins[0], p.ins[1], p.stages[0]), []).append(p)
 
-        def tile(r, t, i):
-            return f"x{self.canon[r]}_{t}_{i}"
-
-        def load_inputs(src):
-            for r, t, i in used:
-                term = s.inputs[r][t]
-                src(f"x{r}_{t}_{i} = tl.load({self.tile_address(r, t, i)}, mask=ok{term.mul}, other=0.0)")
+        tile = self._tile
 
         def inner(src, g, key):
             a, b, stage = key
@@ -548,91 +555,55 @@ class KernelWriter:
                 src(f"t{p.index}_{k} = {linear_sum(terms)}")
             return sorted(per_k)
 
-        # forward
-        src = Source()
-        name = f"{s.stem}_forward"
-        self.header(src, name, ins + w_arg + ["out_ptr"])
-        src("DT = out_ptr.dtype.element_ty")
-        self.row_pointers(src, out=True, weights=True)
-        self.channels(src, muls)
-        load_inputs(src)
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"o{c}_{k} = {self.zeros(t.mul)}")
-        for g, (key, paths) in enumerate(groups.items()):
-            src(f"# {s.inputs[0][key[0]].label} x {s.inputs[1][key[1]].label} -> inner P{g}, "
-                f"then paths {', '.join(str(p.index) for p in paths)}")
-            inner(src, g, key)
-            for p in paths:
-                self.comment(src, p)
-                ks = outer(src, g, p)
-                src(f"w{p.index} = {self.weight_tile(p, s.out[p.out].mul, 1, '0')}")
-                for k in ks:
-                    src(f"o{p.out}_{k} += w{p.index} * t{p.index}_{k}")
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
-        tiles = sum(s.inputs[r][t].dim * pow2(s.inputs[r][t].mul) for r in canon for t in range(len(s.inputs[r])))
-        outs = sum(t.dim * pow2(t.mul) for t in s.out)
-        forward = Kernel(name, src.text(), block_rows(tiles + outs, self.widest))
-
-        # backward
-        src = Source()
-        name = f"{s.stem}_backward"
-        gins = [f"gin{r}_ptr" for r in range(self.n)]
-        self.header(src, name, ins + w_arg + ["grad_ptr"] + gins + (["gw_ptr"] if s.weight_numel else []))
-        src("DT = grad_ptr.dtype.element_ty")
-        self.row_pointers(src, grads_in=True, grads_out=canon, weights=True, weight_grads=True)
-        self.channels(src, muls)
-        load_inputs(src)
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"g{c}_{k} = tl.load(grad + {t.offset + k} + ch{t.mul} * {t.dim}, mask=ok{t.mul}, other=0.0)")
-        for r in canon:
-            for t, term in enumerate(s.inputs[r]):
-                for i in range(term.dim):
-                    src(f"gx{r}_{t}_{i} = {self.zeros(term.mul)}")
-        for g, (key, paths) in enumerate(groups.items()):
-            a, b, stage = key
-            src(f"# {s.inputs[0][a].label} x {s.inputs[1][b].label} -> inner P{g}, "
-                f"then paths {', '.join(str(p.index) for p in paths)}")
-            ms = inner(src, g, key)
-            grads_p: dict[int, list] = {}
-            for p in paths:
-                self.comment(src, p)
-                wp = f"w{p.index}"
-                src(f"{wp} = {self.weight_tile(p, s.out[p.out].mul, 1, '0')}")
-                if s.weight_numel:
+        def forward_paths(src):
+            for g, (key, paths) in enumerate(groups.items()):
+                src(f"# {s.inputs[0][key[0]].label} x {s.inputs[1][key[1]].label} -> inner P{g}, "
+                    f"then paths {', '.join(str(p.index) for p in paths)}")
+                inner(src, g, key)
+                for p in paths:
+                    self.comment(src, p)
                     ks = outer(src, g, p)
-                    src(f"gw{p.index} = " + " + ".join(f"t{p.index}_{k} * g{p.out}_{k}" for k in ks))
-                    self.store_weight_grad(src, p, s.out[p.out].mul, 1, "0", f"gw{p.index}")
-                for k in sorted({k for _, k, _ in p.stages[1]}):
-                    src(f"wg{p.index}_{k} = {wp} * g{p.out}_{k}")
-                per_l: dict[int, list] = {}
-                for (m, l), k, coef in p.stages[1]:
-                    grads_p.setdefault(m, []).append((coef, [tile(2, p.ins[2], l), f"wg{p.index}_{k}"]))
-                    per_l.setdefault(l, []).append((coef, [f"P{g}_{m}", f"wg{p.index}_{k}"]))
-                for l, terms in sorted(per_l.items()):
-                    src(f"gx{self.canon[2]}_{p.ins[2]}_{l} += {linear_sum(terms)}")
-            for m in ms:      # the gradient reaching the inner tile, from every path through it
-                src(f"gP{g}_{m} = {linear_sum(grads_p[m])}" if m in grads_p else f"gP{g}_{m} = {self.zeros(None)}")
-            per_i: dict[int, list] = {}
-            per_j: dict[int, list] = {}
-            for (i, j), m, coef in stage:
-                if m in grads_p:
-                    per_i.setdefault(i, []).append((coef, [tile(1, b, j), f"gP{g}_{m}"]))
-                    per_j.setdefault(j, []).append((coef, [tile(0, a, i), f"gP{g}_{m}"]))
-            for i, terms in sorted(per_i.items()):
-                src(f"gx{self.canon[0]}_{a}_{i} += {linear_sum(terms)}")
-            for j, terms in sorted(per_j.items()):
-                src(f"gx{self.canon[1]}_{b}_{j} += {linear_sum(terms)}")
-        for r in canon:
-            for t, term in enumerate(s.inputs[r]):
-                for i in range(term.dim):
-                    src(f"{self.put(f'gin{r}')}(gin{r} + {term.offset + i} + ch{term.mul} * {term.dim}, gx{r}_{t}_{i}, "
-                        f"mask=ok{term.mul})")
-        backward = Kernel(name, src.text(), block_rows(2 * tiles + outs, self.widest))
-        return [forward, backward]
+                    src(f"w{p.index} = {self.weight_tile(p, s.out[p.out].mul, 1, '0')}")
+                    for k in ks:
+                        src(f"o{p.out}_{k} += w{p.index} * t{p.index}_{k}")
+
+        def backward_paths(src):
+            for g, (key, paths) in enumerate(groups.items()):
+                a, b, stage = key
+                src(f"# {s.inputs[0][a].label} x {s.inputs[1][b].label} -> inner P{g}, "
+                    f"then paths {', '.join(str(p.index) for p in paths)}")
+                ms = inner(src, g, key)
+                grads_p: dict[int, list] = {}
+                for p in paths:
+                    self.comment(src, p)
+                    wp = f"w{p.index}"
+                    src(f"{wp} = {self.weight_tile(p, s.out[p.out].mul, 1, '0')}")
+                    if s.weight_numel:
+                        ks = outer(src, g, p)
+                        src(f"gw{p.index} = " + " + ".join(f"t{p.index}_{k} * g{p.out}_{k}" for k in ks))
+                        self.store_weight_grad(src, p, s.out[p.out].mul, 1, "0", f"gw{p.index}")
+                    for k in sorted({k for _, k, _ in p.stages[1]}):
+                        src(f"wg{p.index}_{k} = {wp} * g{p.out}_{k}")
+                    per_l: dict[int, list] = {}
+                    for (m, l), k, coef in p.stages[1]:
+                        grads_p.setdefault(m, []).append((coef, [tile(2, p.ins[2], l), f"wg{p.index}_{k}"]))
+                        per_l.setdefault(l, []).append((coef, [f"P{g}_{m}", f"wg{p.index}_{k}"]))
+                    for l, terms in sorted(per_l.items()):
+                        src(f"gx{self.canon[2]}_{p.ins[2]}_{l} += {linear_sum(terms)}")
+                for m in ms:      # the gradient reaching the inner tile, from every path through it
+                    src(f"gP{g}_{m} = {linear_sum(grads_p[m])}" if m in grads_p else f"gP{g}_{m} = {self.zeros(None)}")
+                per_i: dict[int, list] = {}
+                per_j: dict[int, list] = {}
+                for (i, j), m, coef in stage:
+                    if m in grads_p:
+                        per_i.setdefault(i, []).append((coef, [tile(1, b, j), f"gP{g}_{m}"]))
+                        per_j.setdefault(j, []).append((coef, [tile(0, a, i), f"gP{g}_{m}"]))
+                for i, terms in sorted(per_i.items()):
+                    src(f"gx{self.canon[0]}_{a}_{i} += {linear_sum(terms)}")
+                for j, terms in sorted(per_j.items()):
+                    src(f"gx{self.canon[1]}_{b}_{j} += {linear_sum(terms)}")
+
+        return self._uuu_kernels(forward_paths, backward_paths)
 
     # none (binary) ----------------------------------------------------------------------
 
@@ -795,9 +766,7 @@ class KernelWriter:
         src("DT = out_ptr.dtype.element_ty")
         self.row_pointers(src, out=True, weights=True)
         self.channels(src, [t.mul for t in s.out])
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"o{c}_{k} = {self.zeros(t.mul)}")
+        self.zero_outputs(src)
         groups: dict[tuple, list[KernelPath]] = {}
         for p in s.paths:
             groups.setdefault(p.ins, []).append(p)
@@ -816,9 +785,7 @@ class KernelWriter:
                 for k in sorted(per_k):
                     src(f"o{p.out}_{k} += t{p.index}_{k} * w{p.index}")
             close_loops(src, paths, list(range(n)))
-        for c, t in enumerate(s.out):
-            for k in range(t.dim):
-                src(f"{self.put('out')}(out + {t.offset + k} + ch{t.mul} * {t.dim}, o{c}_{k}, mask=ok{t.mul})")
+        self.store_outputs(src)
         kernels = [Kernel(name, src.text(), block_rows(sum(t.dim * pow2(t.mul) for t in s.out), self.widest))]
 
         # backward r: the gradient of input r (and for r = 0 of the weights)
